@@ -1,0 +1,70 @@
+/**
+ * The seams between layers. `twitch/` asks for a `TokenSource` and never imports `auth/`; `subscriptions/`
+ * asks for an `EventSubApi` and never constructs a client. Only the composition root builds concrete classes.
+ */
+import type { AppToken } from './tokens.js';
+import type { CreateSubscriptionBody, Subscription, ValidateResponse } from './wire.js';
+
+/** Where the Helix client gets its app token. Implemented by auth/TokenManager. */
+export interface TokenSource {
+  /** A usable app token: from memory, the cache (validated) or a fresh mint. */
+  getToken(signal?: AbortSignal): Promise<AppToken>;
+  /**
+   * Helix answered 401 to a request made with `rejected`. Returns the token to retry with. If `rejected`
+   * is still the current token, exactly one re-mint runs however many callers arrive (single flight);
+   * if it was already replaced, the current one is returned without minting.
+   * @throws AppError when no replacement can be had (e.g. TOKEN_INVALID for a supplied token).
+   */
+  tokenRejected(rejected: AppToken, signal?: AbortSignal): Promise<AppToken>;
+}
+
+/** The OAuth endpoints of id.twitch.tv (twitch-contract.md sections 1-3). */
+export interface OAuthApi {
+  /**
+   * Client-credentials grant.
+   * @throws TwitchAuthError (TWITCH_AUTH_FAILED) on 400/403; TwitchHttpError / TwitchUnreachableError otherwise.
+   */
+  mint(signal?: AbortSignal): Promise<AppToken>;
+  /** `GET /validate`. Resolves `null` when Twitch answers 401 (the token is dead). */
+  validate(tokenValue: string, signal?: AbortSignal): Promise<ValidateResponse | null>;
+  /** `POST /revoke`. A 400 "Invalid token" (already dead) resolves quietly. */
+  revoke(tokenValue: string, signal?: AbortSignal): Promise<void>;
+}
+
+/** Exactly one of Twitch's list filters, or none: more than one is a 400 from Twitch (contract 5.3). */
+export type ListFilter =
+  | { status: string }
+  | { type: string }
+  | { user_id: string }
+  | { subscription_id: string }
+  | Record<string, never>;
+
+export interface ListResult {
+  subscriptions: Subscription[];
+  totalCost: number | undefined;
+  maxTotalCost: number | undefined;
+  /** Number of GET requests it took. */
+  pages: number;
+}
+
+export interface CreateResult {
+  subscription: Subscription;
+  /** True when Twitch answered 409 and the existing subscription was found and adopted. */
+  adopted: boolean;
+  totalCost: number | undefined;
+  maxTotalCost: number | undefined;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+/** Helix `/eventsub/subscriptions`, app token only. */
+export interface EventSubApi {
+  /** Creates; a 409 is resolved by finding the existing twin and adopting it. */
+  create(body: CreateSubscriptionBody, options?: CallOptions): Promise<CreateResult>;
+  /** Every page of one filter. */
+  list(filter?: ListFilter, options?: CallOptions): Promise<ListResult>;
+  /** Deletes by id. @throws AppError SUBSCRIPTION_NOT_FOUND on 404. */
+  delete(id: string, options?: CallOptions): Promise<void>;
+}

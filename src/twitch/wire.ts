@@ -1,0 +1,137 @@
+/**
+ * Twitch's wire shapes (snake_case), validated with zod at the edge. Objects are `.loose()`: Twitch adds
+ * fields without notice (twitch-contract.md, preamble), so extra keys pass through untouched.
+ */
+import { z } from 'zod';
+
+/** POST /oauth2/token (client credentials) 200. `refresh_token`/`scope` of older answers are ignored. */
+export const TokenResponse = z
+  .object({
+    access_token: z.string().min(1),
+    expires_in: z.number().int().nonnegative(),
+    token_type: z.string().optional(),
+  })
+  .loose();
+export type TokenResponse = z.infer<typeof TokenResponse>;
+
+/** GET /oauth2/validate 200. `scopes` may be null (twitchdev/issues#1145); `user_id` present ⇒ user token. */
+export const ValidateResponse = z
+  .object({
+    client_id: z.string(),
+    login: z.string().nullish(),
+    user_id: z.string().nullish(),
+    scopes: z
+      .array(z.string())
+      .nullish()
+      .transform((s) => s ?? []),
+    expires_in: z.number().int().nonnegative(),
+  })
+  .loose();
+export type ValidateResponse = z.infer<typeof ValidateResponse>;
+
+/** Error bodies: OAuth `{status, message}`, Helix `{error, status, message}`. Both tolerated, both optional. */
+export const ErrorBody = z
+  .object({
+    status: z.number().optional(),
+    error: z.string().optional(),
+    message: z.string().optional(),
+  })
+  .loose();
+
+/** Condition values are strings on the wire; an open record. */
+export const Condition = z.record(z.string(), z.string());
+export type Condition = z.infer<typeof Condition>;
+
+export const Transport = z
+  .object({
+    method: z.string(),
+    callback: z.string().optional(),
+    session_id: z.string().optional(),
+    conduit_id: z.string().optional(),
+    connected_at: z.string().optional(),
+    disconnected_at: z.string().optional(),
+  })
+  .loose();
+export type Transport = z.infer<typeof Transport>;
+
+/** Known statuses (contract 5.5); parsed as an open string so unknown values never crash the daemon. */
+export const KNOWN_STATUSES = [
+  'enabled',
+  'webhook_callback_verification_pending',
+  'webhook_callback_verification_failed',
+  'notification_failures_exceeded',
+  'authorization_revoked',
+  'moderator_removed',
+  'user_removed',
+  'chat_user_banned',
+  'version_removed',
+  'beta_maintenance',
+  'websocket_disconnected',
+  'websocket_failed_ping_pong',
+  'websocket_received_inbound_traffic',
+  'websocket_connection_unused',
+  'websocket_internal_error',
+  'websocket_network_timeout',
+  'websocket_network_error',
+  'websocket_failed_to_reconnect',
+  'conduit_deleted',
+] as const;
+
+export const Subscription = z
+  .object({
+    id: z.string(),
+    status: z.string(),
+    type: z.string(),
+    version: z.string(),
+    condition: z.record(z.string(), z.unknown()).transform(stringifyCondition),
+    created_at: z.string(),
+    transport: Transport,
+    cost: z.number().default(0),
+  })
+  .loose();
+export type Subscription = z.infer<typeof Subscription>;
+
+/** GET /eventsub/subscriptions 200. `pagination` is `{}` on the last page. */
+export const SubscriptionPage = z
+  .object({
+    data: z.array(Subscription),
+    total: z.number().optional(),
+    total_cost: z.number().optional(),
+    max_total_cost: z.number().optional(),
+    pagination: z.object({ cursor: z.string().optional() }).loose().optional(),
+  })
+  .loose();
+export type SubscriptionPage = z.infer<typeof SubscriptionPage>;
+
+/** POST /eventsub/subscriptions 202: `data` holds exactly the created subscription. */
+export const CreateResponse = z
+  .object({
+    data: z.array(Subscription).min(1),
+    total: z.number().optional(),
+    total_cost: z.number().optional(),
+    max_total_cost: z.number().optional(),
+  })
+  .loose();
+export type CreateResponse = z.infer<typeof CreateResponse>;
+
+/** The body of a create request. `transport.secret` never leaves this process except to Twitch. */
+export interface CreateSubscriptionBody {
+  type: string;
+  version: string;
+  condition: Condition;
+  transport: { method: 'webhook'; callback: string; secret: string } | { method: 'conduit'; conduit_id: string };
+  is_batching_enabled?: boolean;
+}
+
+/**
+ * Twitch sends condition values as strings, but some optional keys arrive as `null` or `""` (e.g.
+ * `reward_id`). Normalise to a string map without the empty ones so conditions compare by value.
+ */
+function stringifyCondition(raw: Record<string, unknown>): Condition {
+  const out: Condition = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === null || v === undefined || v === '') continue;
+    out[k] = String(v);
+  }
+  return out;
+}
