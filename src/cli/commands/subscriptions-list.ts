@@ -1,0 +1,64 @@
+import { UsageError } from '../../lib/errors.js';
+import type { ListFilter } from '../../twitch/types.js';
+import type { Subscription } from '../../twitch/wire.js';
+import { JSON_OPTION, type CommandSpec } from '../command.js';
+import { formatCondition, isBlockedStatus } from '../format.js';
+
+export const subscriptionsList: CommandSpec = {
+  path: ['subscriptions', 'list'],
+  summary: 'list the EventSub subscriptions of this client (every page)',
+  usage: '[--status S | --type T | --user-id U] [--json]',
+  options: {
+    status: { type: 'string', value: 'S', description: 'only subscriptions with this status' },
+    type: { type: 'string', value: 'T', description: 'only subscriptions of this type' },
+    'user-id': { type: 'string', value: 'U', description: 'only subscriptions whose condition names this user' },
+    json: JSON_OPTION,
+  },
+  async run(ctx) {
+    const filter = listFilter(ctx.args.values);
+    const { helix } = await ctx.twitch();
+    const result = await helix.list(filter, { signal: ctx.signal });
+    const subs = result.subscriptions;
+    ctx.out.result(
+      {
+        total: subs.length,
+        total_cost: result.totalCost ?? null,
+        max_total_cost: result.maxTotalCost ?? null,
+        data: subs,
+      },
+      () => humanList(subs, result.totalCost, result.maxTotalCost),
+    );
+    return 0;
+  },
+};
+
+/** At most one filter: Twitch answers 400 to more than one (twitch-contract.md 5.3). */
+function listFilter(values: Record<string, unknown>): ListFilter {
+  const given = (['status', 'type', 'user-id'] as const).filter((k) => typeof values[k] === 'string');
+  if (given.length > 1) {
+    throw new UsageError(`Flags --${given.join(' and --')} cannot be combined: Twitch accepts one filter at a time`);
+  }
+  if (typeof values.status === 'string') return { status: values.status };
+  if (typeof values.type === 'string') return { type: values.type };
+  if (typeof values['user-id'] === 'string') return { user_id: values['user-id'] };
+  return {};
+}
+
+function humanList(subs: readonly Subscription[], totalCost?: number, maxCost?: number): string[] {
+  if (subs.length === 0) return ['No subscriptions.'];
+  const rows = subs.map((s) => [
+    s.id,
+    s.status + (isBlockedStatus(s.status) ? ' (not recreated)' : ''),
+    `${s.type} v${s.version}`,
+    formatCondition(s.condition),
+    String(s.cost),
+  ]);
+  const header = ['ID', 'STATUS', 'TYPE', 'CONDITION', 'COST'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [
+    fmt(header),
+    ...rows.map(fmt),
+    `${subs.length} subscription(s), total cost ${totalCost ?? '?'} of ${maxCost ?? '?'}`,
+  ];
+}

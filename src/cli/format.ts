@@ -1,0 +1,38 @@
+/** Small formatting helpers shared by commands. */
+
+/** Revocation statuses that sync must not recreate (SPEC.md "The receiver"). */
+const BLOCKED = new Set([
+  'authorization_revoked',
+  'user_removed',
+  'moderator_removed',
+  'version_removed',
+  'chat_user_banned',
+  'beta_maintenance',
+]);
+
+export function isBlockedStatus(status: string): boolean {
+  return BLOCKED.has(status);
+}
+
+export function formatCondition(condition: Readonly<Record<string, string>>): string {
+  return Object.keys(condition)
+    .sort()
+    .map((k) => `${k}=${condition[k]}`)
+    .join(',');
+}
+
+export function formatTime(epochMs: number | undefined): string {
+  if (epochMs === undefined) return '-';
+  if (epochMs >= Number.MAX_SAFE_INTEGER) return 'never';
+  return new Date(epochMs).toISOString();
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (Math.abs(s) < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  if (Math.abs(m) < 120) return `${m}m`;
+  const h = Math.round(m / 60);
+  if (Math.abs(h) < 48) return `${h}h`;
+  return `${Math.round(h / 24)}d`;
+}

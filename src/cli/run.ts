@@ -1,0 +1,176 @@
+/**
+ * The CLI runner: finds the command in the table, parses its flags strictly, builds the context, runs it,
+ * and turns any error into one line on stderr plus the exit code of `errors.ts`. It never calls
+ * `process.exit`; `main.ts` does, with what this returns.
+ */
+import { parseArgs } from 'node:util';
+import type { Dispatcher } from 'undici';
+import { loadConfig, requireTwitchAccess, SECRET_SETTINGS, type Config } from '../config/settings.js';
+import { buildTwitchStack, type TwitchStack } from '../daemon/twitch-stack.js';
+import type { Clock } from '../lib/clock.js';
+import { ConfigError, EXIT, toAppError, UsageError } from '../lib/errors.js';
+import { createJsonLogger, Redactor, type LogLevel } from '../lib/logger.js';
+import { type CommandContext, type CommandSpec, type ParsedArgs } from './command.js';
+import { COMMANDS } from './commands.js';
+import { commandHelp, globalHelp, groupHelp } from './help.js';
+import { Output, type TextSink } from './output.js';
+
+/** What the CLI needs from the process, passed in by main.ts (and by tests). */
+export interface CliProcess {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  stdout: TextSink;
+  stderr: TextSink;
+  clock: Clock;
+  /** Parses a dotenv file; resolves undefined when it does not exist. */
+  readEnvFile(path: string): Record<string, string> | undefined;
+  version: string;
+  signal: AbortSignal;
+  stopped: Promise<void>;
+  dispatcher?: Dispatcher;
+}
+
+export async function runCli(proc: CliProcess): Promise<number> {
+  const redactor = new Redactor();
+  const wantsJson = proc.argv.includes('--json');
+  const out = new Output({ stdout: proc.stdout, stderr: proc.stderr, json: wantsJson, redactor });
+  let stack: TwitchStack | undefined;
+  try {
+    const first = proc.argv[0];
+    if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+      proc.stdout.write(globalHelp(COMMANDS));
+      return first === undefined ? EXIT.USAGE : EXIT.OK;
+    }
+    if (first === '--version' || first === '-V') {
+      proc.stdout.write(proc.version + '\n');
+      return EXIT.OK;
+    }
+    const { spec, rest } = findCommand(proc.argv, proc.stdout);
+    if (!spec) return rest.length === 0 ? EXIT.OK : EXIT.USAGE;
+    if (rest.includes('--help') || rest.includes('-h')) {
+      proc.stdout.write(commandHelp(spec));
+      return EXIT.OK;
+    }
+    const args = parseCommandArgs(spec, rest);
+    const env = mergeEnv(proc, args);
+    for (const name of SECRET_SETTINGS) redactor.add(env[name]);
+    let config: Config | undefined;
+    const getConfig = (): Config => {
+      config ??= loadConfig(overrideSettings(env, spec, args));
+      for (const s of config.eventsubSecrets) redactor.add(s);
+      redactor.add(config.clientSecret);
+      redactor.add(config.accessToken);
+      return config;
+    };
+    const logLevel = (env.EVENTSUBD_LOG_LEVEL as LogLevel | undefined) ?? 'info';
+    const logger = createJsonLogger({
+      sink: proc.stderr,
+      level: ['debug', 'info', 'warn', 'error'].includes(logLevel) ? logLevel : 'info',
+      redactor,
+      now: () => proc.clock.now(),
+    });
+    const ctx: CommandContext = {
+      args,
+      out,
+      clock: proc.clock,
+      logger,
+      redactor,
+      signal: proc.signal,
+      env,
+      dispatcher: proc.dispatcher,
+      stopped: proc.stopped,
+      config: getConfig,
+      async twitch() {
+        if (!stack) {
+          const c = getConfig();
+          requireTwitchAccess(c);
+          stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: proc.dispatcher });
+        }
+        return stack;
+      },
+    };
+    return await spec.run(ctx);
+  } catch (err) {
+    const appErr = toAppError(err);
+    out.error(appErr);
+    return appErr.exitCode;
+  } finally {
+    await stack?.close();
+  }
+}
+
+/** Longest match of command words; prints group help for a bare group such as `eventsubd token`. */
+function findCommand(argv: readonly string[], stdout: TextSink): { spec?: CommandSpec; rest: string[] } {
+  let best: CommandSpec | undefined;
+  for (const spec of COMMANDS) {
+    if (spec.path.every((w, i) => argv[i] === w) && (!best || spec.path.length > best.path.length)) best = spec;
+  }
+  if (best) return { spec: best, rest: argv.slice(best.path.length) };
+  const group = COMMANDS.filter((c) => c.path.length > 1 && c.path[0] === argv[0]);
+  if (group.length > 0) {
+    const next = argv[1];
+    if (next === undefined || next === '--help' || next === '-h') {
+      stdout.write(groupHelp(argv[0]!, group));
+      return { rest: next === undefined ? ['usage'] : [] };
+    }
+    throw new UsageError(`Unknown command "${argv[0]} ${next}": run "eventsubd ${argv[0]} --help"`);
+  }
+  throw new UsageError(`Unknown command "${argv[0]}": run "eventsubd --help"`);
+}
+
+function parseCommandArgs(spec: CommandSpec, rest: string[]): ParsedArgs {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
+    'env-file': { type: 'string' },
+  };
+  for (const [name, o] of Object.entries(spec.options)) options[name] = { type: o.type, multiple: o.multiple ?? false };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError(`${usageMessage(err)}: run "eventsubd ${spec.path.join(' ')} --help"`);
+  }
+  const [min, max] = spec.positionals ?? [0, 0];
+  const n = parsed.positionals.length;
+  if (n < min || n > max) {
+    throw new UsageError(
+      n > max
+        ? `Unexpected argument "${parsed.positionals[max]}": run "eventsubd ${spec.path.join(' ')} --help"`
+        : `Missing argument: usage is "eventsubd ${spec.path.join(' ')} ${spec.usage}"`,
+    );
+  }
+  return { values: parsed.values as ParsedArgs['values'], positionals: parsed.positionals };
+}
+
+/** Node's parseArgs messages are long and multi-line; keep the first sentence. */
+function usageMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  const m = /^Unknown option '([^']+)'/.exec(msg);
+  if (m) return `Unknown flag ${m[1]}`;
+  const v = /^Option '([^']+)' argument missing/.exec(msg);
+  if (v) return `Flag ${v[1]!.split(' ')[0]} needs a value`;
+  return msg.split('\n')[0]!.replace(/\. To specify.*$/, '');
+}
+
+/** env > .env file (the working directory's, or --env-file). */
+function mergeEnv(proc: CliProcess, args: ParsedArgs): Record<string, string | undefined> {
+  const explicit = typeof args.values['env-file'] === 'string' ? (args.values['env-file'] as string) : undefined;
+  const fromFile = proc.readEnvFile(explicit ?? '.env');
+  if (explicit !== undefined && fromFile === undefined) {
+    throw new ConfigError(`--env-file: cannot read ${explicit}`, { setting: '--env-file' });
+  }
+  return { ...(fromFile ?? {}), ...proc.env };
+}
+
+/** Flags beat the environment: e.g. `sync --file F` overrides EVENTSUBD_SUBSCRIPTIONS. */
+function overrideSettings(
+  env: Record<string, string | undefined>,
+  spec: CommandSpec,
+  args: ParsedArgs,
+): Record<string, string | undefined> {
+  const merged = { ...env };
+  for (const [flag, setting] of Object.entries(spec.settingFlags ?? {})) {
+    const v = args.values[flag];
+    if (typeof v === 'string') merged[setting] = v;
+  }
+  return merged;
+}

@@ -1,0 +1,230 @@
+/**
+ * Settings: merged from flags > environment > .env > defaults by `main.ts`, validated here once with zod,
+ * then frozen. A bad value is a ConfigError (exit 78) that names the setting and the rule it broke.
+ * Secrets may come from `NAME_FILE=/path` or a systemd credential `$CREDENTIALS_DIRECTORY/<name in lower case>`.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validate as validateCron } from 'node-cron';
+import { z } from 'zod';
+import { ConfigError } from '../lib/errors.js';
+import { LOG_LEVELS, type LogLevel } from '../lib/logger.js';
+
+/** Settings whose values are secrets: never printed, may be read from files or credentials. */
+export const SECRET_SETTINGS = ['TWITCH_CLIENT_SECRET', 'TWITCH_ACCESS_TOKEN', 'EVENTSUB_SECRET'] as const;
+
+export const DEFAULTS = Object.freeze({
+  EVENTSUBD_LISTEN: '127.0.0.1:8080',
+  EVENTSUBD_STATE_DIR: './.eventsubd',
+  EVENTSUBD_PRUNE: 'true',
+  EVENTSUBD_RECONCILE_CRON: '*/10 * * * *',
+  TWITCH_AUTH_URL: 'https://id.twitch.tv/oauth2',
+  TWITCH_API_URL: 'https://api.twitch.tv/helix',
+  EVENTSUBD_LOG_LEVEL: 'info',
+});
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface Config {
+  clientId: string | undefined;
+  clientSecret: string | undefined;
+  accessToken: string | undefined;
+  /** Webhook secrets; the first signs new subscriptions, all are accepted on receive. */
+  eventsubSecrets: readonly string[];
+  callbackUrl: string | undefined;
+  listen: ListenAddress;
+  stateDir: string;
+  subscriptionsFile: string | undefined;
+  prune: boolean;
+  reconcileCron: string;
+  authUrl: string;
+  apiUrl: string;
+  logLevel: LogLevel;
+  /** True when the Helix base is a loopback address (emulator, tests): relaxes the https:443 callback rule. */
+  apiIsLoopback: boolean;
+}
+
+export type RawSettings = Readonly<Record<string, string | undefined>>;
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+const nonEmpty = (name: string) =>
+  z.string().trim().min(1, `${name} must not be empty`);
+
+const httpUrl = (name: string) =>
+  z.string().refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'https:' || u.protocol === 'http:';
+    } catch {
+      return false;
+    }
+  }, `${name} must be an http(s) URL`);
+
+const Schema = z.object({
+  TWITCH_CLIENT_ID: nonEmpty('TWITCH_CLIENT_ID')
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'TWITCH_CLIENT_ID must be letters and digits (as shown in the Twitch console)')
+    .optional(),
+  TWITCH_CLIENT_SECRET: nonEmpty('TWITCH_CLIENT_SECRET').optional(),
+  TWITCH_ACCESS_TOKEN: nonEmpty('TWITCH_ACCESS_TOKEN')
+    .transform((v) => v.replace(/^(oauth:|Bearer\s+|OAuth\s+)/i, ''))
+    .optional(),
+  EVENTSUB_SECRET: z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+    .superRefine((secrets, ctx) => {
+      secrets.forEach((s, i) => {
+        // eslint-style rule from twitch-contract.md 5.1: ASCII, 10-100 characters.
+        if (s.length < 10 || s.length > 100 || !/^[\x21-\x7e]+$/.test(s)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `EVENTSUB_SECRET secret #${i + 1} must be 10-100 printable ASCII characters: current length is ${s.length}`,
+          });
+        }
+      });
+    })
+    .optional(),
+  EVENTSUB_CALLBACK_URL: z.string().optional(),
+  EVENTSUBD_LISTEN: z.string(),
+  EVENTSUBD_STATE_DIR: nonEmpty('EVENTSUBD_STATE_DIR'),
+  EVENTSUBD_SUBSCRIPTIONS: nonEmpty('EVENTSUBD_SUBSCRIPTIONS').optional(),
+  EVENTSUBD_PRUNE: z
+    .string()
+    .transform((v) => v.trim().toLowerCase())
+    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'EVENTSUBD_PRUNE must be true or false')
+    .transform((v) => ['true', '1', 'yes'].includes(v)),
+  EVENTSUBD_RECONCILE_CRON: z
+    .string()
+    .refine((v) => validateCron(v), 'EVENTSUBD_RECONCILE_CRON must be a valid cron expression (e.g. "*/10 * * * *")'),
+  TWITCH_AUTH_URL: httpUrl('TWITCH_AUTH_URL'),
+  TWITCH_API_URL: httpUrl('TWITCH_API_URL'),
+  EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
+    error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
+  }),
+});
+
+export interface LoadOptions {
+  /** Reads a secret file; injected for tests. */
+  readFile?: (path: string) => string;
+}
+
+/**
+ * Validates and freezes the settings. `raw` is the merged view (flags > env > .env); defaults and
+ * `*_FILE` / credential lookups are applied here.
+ * @throws ConfigError naming the first setting that broke a rule.
+ */
+export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config {
+  const readFile = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const merged: Record<string, string | undefined> = {};
+  for (const key of Object.keys(Schema.shape)) merged[key] = blankToUndefined(raw[key]);
+  for (const name of SECRET_SETTINGS) merged[name] = resolveSecret(name, raw, readFile);
+  merged.EVENTSUBD_STATE_DIR ??= blankToUndefined(raw.STATE_DIRECTORY)?.split(':')[0];
+  for (const [key, value] of Object.entries(DEFAULTS)) merged[key] ??= value;
+
+  const parsed = Schema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const setting = String(issue.path[0] ?? 'settings');
+    const message = issue.message.startsWith(setting) ? issue.message : `${setting}: ${issue.message}`;
+    throw new ConfigError(message, { setting });
+  }
+  const s = parsed.data;
+  const apiIsLoopback = isLoopbackHost(new URL(s.TWITCH_API_URL).hostname);
+  const config: Config = {
+    clientId: s.TWITCH_CLIENT_ID,
+    clientSecret: s.TWITCH_CLIENT_SECRET,
+    accessToken: s.TWITCH_ACCESS_TOKEN,
+    eventsubSecrets: Object.freeze(s.EVENTSUB_SECRET ?? []),
+    callbackUrl: s.EVENTSUB_CALLBACK_URL === undefined ? undefined : checkCallback(s.EVENTSUB_CALLBACK_URL, apiIsLoopback),
+    listen: parseListen(s.EVENTSUBD_LISTEN),
+    stateDir: s.EVENTSUBD_STATE_DIR,
+    subscriptionsFile: s.EVENTSUBD_SUBSCRIPTIONS,
+    prune: s.EVENTSUBD_PRUNE,
+    reconcileCron: s.EVENTSUBD_RECONCILE_CRON,
+    authUrl: s.TWITCH_AUTH_URL.replace(/\/+$/, ''),
+    apiUrl: s.TWITCH_API_URL.replace(/\/+$/, ''),
+    logLevel: s.EVENTSUBD_LOG_LEVEL,
+    apiIsLoopback,
+  };
+  return Object.freeze(config);
+}
+
+/** Settings a command needs before it can talk to Twitch. */
+export function requireTwitchAccess(config: Config): asserts config is Config & { clientId: string } {
+  if (!config.clientId) throw new ConfigError('TWITCH_CLIENT_ID is required: set it to your app\'s client ID', { setting: 'TWITCH_CLIENT_ID' });
+  if (!config.clientSecret && !config.accessToken) {
+    throw new ConfigError('TWITCH_CLIENT_SECRET is required to mint app tokens (or supply TWITCH_ACCESS_TOKEN)', {
+      setting: 'TWITCH_CLIENT_SECRET',
+    });
+  }
+}
+
+/** Settings needed to create webhook subscriptions or receive them. */
+export function requireWebhook(config: Config): { callbackUrl: string; secret: string } {
+  if (!config.callbackUrl) {
+    throw new ConfigError('EVENTSUB_CALLBACK_URL is required for webhook subscriptions', { setting: 'EVENTSUB_CALLBACK_URL' });
+  }
+  const secret = config.eventsubSecrets[0];
+  if (!secret) throw new ConfigError('EVENTSUB_SECRET is required for webhook subscriptions', { setting: 'EVENTSUB_SECRET' });
+  return { callbackUrl: config.callbackUrl, secret };
+}
+
+function resolveSecret(name: string, raw: RawSettings, readFile: (path: string) => string): string | undefined {
+  const direct = blankToUndefined(raw[name]);
+  if (direct !== undefined) return direct;
+  const file = blankToUndefined(raw[`${name}_FILE`]);
+  const credentials = blankToUndefined(raw.CREDENTIALS_DIRECTORY);
+  const source = file ?? (credentials ? join(credentials, name.toLowerCase()) : undefined);
+  if (source === undefined) return undefined;
+  try {
+    return readFile(source).trim() || undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // A credential file that is simply absent means "not configured"; an explicit *_FILE must exist.
+    if (file === undefined && code === 'ENOENT') return undefined;
+    throw new ConfigError(`${name}_FILE: cannot read ${source}: ${code ?? 'error'}`, { setting: `${name}_FILE`, cause: err });
+  }
+}
+
+function checkCallback(value: string, apiIsLoopback: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('EVENTSUB_CALLBACK_URL must be an absolute https:// URL', { setting: 'EVENTSUB_CALLBACK_URL' });
+  }
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  if (!apiIsLoopback && (url.protocol !== 'https:' || port !== 443)) {
+    throw new ConfigError(
+      `EVENTSUB_CALLBACK_URL must be https:// on port 443 (Twitch's rule): current value uses ${url.protocol}//…:${port}`,
+      { setting: 'EVENTSUB_CALLBACK_URL' },
+    );
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ConfigError('EVENTSUB_CALLBACK_URL must be an https:// URL', { setting: 'EVENTSUB_CALLBACK_URL' });
+  }
+  return value;
+}
+
+/** `host:port`, `[v6]:port` or `:port`. */
+export function parseListen(value: string): ListenAddress {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError(`EVENTSUBD_LISTEN must be host:port (e.g. 127.0.0.1:8080): current value is "${value}"`, {
+      setting: 'EVENTSUBD_LISTEN',
+    });
+  }
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+function blankToUndefined(v: string | undefined): string | undefined {
+  return v === undefined || v.trim() === '' ? undefined : v;
+}

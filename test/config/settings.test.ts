@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { DEFAULTS, loadConfig, parseListen, requireWebhook, SECRET_SETTINGS } from '../../src/config/settings.js';
+import { ConfigError } from '../../src/lib/errors.js';
+import { ROOT } from '../helpers/cli.js';
+
+const BASE = { TWITCH_CLIENT_ID: 'abc123', TWITCH_CLIENT_SECRET: 'supersecretvalue' };
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    assert.equal(err.exitCode, 78);
+    assert.ok(!err.message.includes('\n'), 'one line');
+    return err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig()', () => {
+  test('applies the defaults of SPEC.md', () => {
+    const c = loadConfig(BASE);
+    assert.deepEqual(c.listen, { host: '127.0.0.1', port: 8080 });
+    assert.equal(c.stateDir, './.eventsubd');
+    assert.equal(c.prune, true);
+    assert.equal(c.reconcileCron, '*/10 * * * *');
+    assert.equal(c.authUrl, 'https://id.twitch.tv/oauth2');
+    assert.equal(c.apiUrl, 'https://api.twitch.tv/helix');
+    assert.equal(c.logLevel, 'info');
+    assert.ok(Object.isFrozen(c));
+  });
+
+  test('STATE_DIRECTORY (systemd) is the state dir when EVENTSUBD_STATE_DIR is unset', () => {
+    assert.equal(loadConfig({ ...BASE, STATE_DIRECTORY: '/var/lib/eventsubd' }).stateDir, '/var/lib/eventsubd');
+    assert.equal(loadConfig({ ...BASE, STATE_DIRECTORY: '/a', EVENTSUBD_STATE_DIR: '/b' }).stateDir, '/b');
+  });
+
+  test('rejects a 9-character EVENTSUB_SECRET without printing it', () => {
+    const err = configError(() => loadConfig({ ...BASE, EVENTSUB_SECRET: 'ninechars' }));
+    assert.equal(err.setting, 'EVENTSUB_SECRET');
+    assert.match(err.message, /10-100 printable ASCII characters: current length is 9/);
+    assert.ok(!err.message.includes('ninechars'));
+  });
+
+  test('accepts comma-separated secrets for rotation; the first signs', () => {
+    const c = loadConfig({ ...BASE, EVENTSUB_SECRET: 'new-secret-0001, old-secret-0002' });
+    assert.deepEqual(c.eventsubSecrets, ['new-secret-0001', 'old-secret-0002']);
+    assert.equal(requireWebhook({ ...c, callbackUrl: 'https://x.example/cb' }).secret, 'new-secret-0001');
+  });
+
+  test('rejects an http:// callback against real Twitch, allows it against a loopback API', () => {
+    const err = configError(() => loadConfig({ ...BASE, EVENTSUB_CALLBACK_URL: 'http://example.com/cb' }));
+    assert.match(err.message, /^EVENTSUB_CALLBACK_URL must be https:\/\/ on port 443/);
+    configError(() => loadConfig({ ...BASE, EVENTSUB_CALLBACK_URL: 'https://example.com:8443/cb' }));
+    const c = loadConfig({
+      ...BASE,
+      TWITCH_API_URL: 'http://127.0.0.1:9000/helix',
+      EVENTSUB_CALLBACK_URL: 'http://127.0.0.1:8080/cb',
+    });
+    assert.equal(c.callbackUrl, 'http://127.0.0.1:8080/cb');
+  });
+
+  test('names the setting and rule for bad values', () => {
+    assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_PRUNE: 'maybe' })).message, /EVENTSUBD_PRUNE must be true or false/);
+    assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_RECONCILE_CRON: 'every day' })).message, /EVENTSUBD_RECONCILE_CRON/);
+    assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_LOG_LEVEL: 'loud' })).message, /EVENTSUBD_LOG_LEVEL/);
+    assert.match(configError(() => loadConfig({ ...BASE, TWITCH_API_URL: 'ftp://x' })).message, /TWITCH_API_URL must be an http\(s\) URL/);
+    assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_LISTEN: 'localhost' })).message, /EVENTSUBD_LISTEN must be host:port/);
+  });
+
+  test('reads secrets from NAME_FILE and from the systemd credentials directory', () => {
+    const files: Record<string, string> = {
+      '/run/secret': 'from-file-secret\n',
+      '/creds/twitch_client_secret': 'from-credential',
+      '/creds/eventsub_secret': 'credential-webhook-secret',
+    };
+    const readFile = (p: string) => {
+      const v = files[p];
+      if (v === undefined) throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+      return v;
+    };
+    assert.equal(loadConfig({ TWITCH_CLIENT_SECRET_FILE: '/run/secret' }, { readFile }).clientSecret, 'from-file-secret');
+    const c = loadConfig({ CREDENTIALS_DIRECTORY: '/creds' }, { readFile });
+    assert.equal(c.clientSecret, 'from-credential');
+    assert.deepEqual(c.eventsubSecrets, ['credential-webhook-secret']);
+    assert.equal(c.accessToken, undefined, 'an absent credential is simply unset');
+    const err = configError(() => loadConfig({ TWITCH_CLIENT_SECRET_FILE: '/missing' }, { readFile }));
+    assert.match(err.message, /^TWITCH_CLIENT_SECRET_FILE: cannot read \/missing: ENOENT$/);
+  });
+
+  test('strips an oauth: or Bearer prefix from a supplied token', () => {
+    assert.equal(loadConfig({ ...BASE, TWITCH_ACCESS_TOKEN: 'oauth:abcdef123' }).accessToken, 'abcdef123');
+  });
+});
+
+test('parseListen() accepts host:port, [v6]:port and :port', () => {
+  assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
+  assert.deepEqual(parseListen('[::1]:8080'), { host: '::1', port: 8080 });
+  assert.deepEqual(parseListen(':9000'), { host: '0.0.0.0', port: 9000 });
+  assert.throws(() => parseListen('x:70000'), ConfigError);
+});
+
+test('README and .env.example document every setting', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const example = readFileSync(join(ROOT, '.env.example'), 'utf8');
+  const names = [...Object.keys(DEFAULTS), ...SECRET_SETTINGS, 'TWITCH_CLIENT_ID', 'EVENTSUB_CALLBACK_URL', 'EVENTSUBD_SUBSCRIPTIONS'];
+  for (const name of names) {
+    assert.ok(readme.includes(`\`${name}\``), `README documents ${name}`);
+    assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), `.env.example lists ${name}`);
+  }
+});
