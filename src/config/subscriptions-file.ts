@@ -1,0 +1,335 @@
+/**
+ * The desired-subscriptions file (SPEC "The desired-subscriptions file"): YAML or JSON, validated with a
+ * strict zod schema, resolved against the settings (the callback URL and the first EVENTSUB_SECRET) and
+ * frozen. Every failure is a ConfigError (CONFIG_INVALID, exit 78) with one line naming the file, the path
+ * inside it and the rule, e.g. `subs.yaml: subscriptions[3].condition.broadcaster_user_id: expected ...`.
+ * No value from the file other than type, version and condition ever reaches a message, and the secret never.
+ */
+import { open } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from '../lib/errors.js';
+import {
+  describeSubscription,
+  subscriptionKey,
+  type DesiredSubscription,
+} from '../subscriptions/desired.js';
+
+export { describeSubscription, subscriptionKey, type DesiredSubscription };
+
+/** The file may not be larger than this many bytes. */
+export const MAX_SUBSCRIPTIONS_FILE_BYTES = 5 * 1024 * 1024;
+/** The file may not declare more entries than this (Twitch's default max_total_cost is 10 000). */
+export const MAX_SUBSCRIPTION_ENTRIES = 10_000;
+
+const SETTING = 'EVENTSUBD_SUBSCRIPTIONS';
+const TYPE_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+const VERSION_RE = /^([1-9][0-9]{0,3}|beta)$/;
+const FIELD_RE = /^[a-z][a-z0-9_]{0,63}$/;
+/** Every condition field naming a user (broadcaster_user_id, moderator_user_id, user_id...) holds a numeric ID. */
+const USER_FIELD_RE = /(^|_)user_id$/;
+const USER_ID_RE = /^[0-9]{1,20}$/;
+const MAX_VALUE_LENGTH = 256;
+
+const Condition = z.unknown().transform((raw, ctx) => {
+  if (raw === undefined) return fail(ctx, [], 'is required');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return fail(ctx, [], `expected a mapping such as { broadcaster_user_id: "12345" }, got ${typeName(raw)}`);
+  }
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length === 0) return fail(ctx, [], 'must name at least one condition field');
+  const out: Record<string, string> = {};
+  for (const [key, value] of entries) {
+    if (!FIELD_RE.test(key)) {
+      fail(ctx, [key], 'is not a valid condition field name (lower-case letters, digits and _)');
+      continue;
+    }
+    const text = stringOrInteger(value, ctx, [key], 'a string');
+    if (text === undefined) continue;
+    if (text === '') fail(ctx, [key], 'must not be empty');
+    else if (text.length > MAX_VALUE_LENGTH) fail(ctx, [key], `must be at most ${MAX_VALUE_LENGTH} characters`);
+    else if (USER_FIELD_RE.test(key) && !USER_ID_RE.test(text)) {
+      fail(ctx, [key], 'expected a string of digits (a Twitch user ID such as "12345")');
+    } else out[key] = text;
+  }
+  return out;
+});
+
+/** Only `{ method: webhook }`: the callback and the secret come from the settings, never from the file. */
+const Transport = z.unknown().transform((raw, ctx): 'webhook' => {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return fail(ctx, [], `expected a mapping such as { method: webhook }, got ${typeName(raw)}`);
+  }
+  const { method, ...rest } = raw as Record<string, unknown>;
+  if (method === undefined) return fail(ctx, ['method'], 'is required');
+  if (method === 'websocket') {
+    return fail(ctx, ['method'], 'websocket transport needs a user token; eventsubd manages webhook subscriptions');
+  }
+  if (method === 'conduit') return fail(ctx, ['method'], 'conduit transport is not supported yet');
+  if (method !== 'webhook') return fail(ctx, ['method'], 'expected "webhook"');
+  for (const key of Object.keys(rest)) {
+    if (key === 'callback') fail(ctx, [key], 'is not allowed here: the callback is EVENTSUB_CALLBACK_URL');
+    else if (key === 'secret') fail(ctx, [key], 'is not allowed here: the secret comes from EVENTSUB_SECRET');
+    else fail(ctx, [key], 'unknown key (allowed: method)');
+  }
+  return 'webhook';
+});
+
+const Entry = z.strictObject(
+  {
+    type: z
+      .string({ error: (iss) => requiredOr('a string', iss.input) })
+      .regex(TYPE_RE, 'expected an EventSub type such as "stream.online"'),
+    version: z
+      .unknown()
+      .transform((v, ctx) =>
+        v === undefined ? fail(ctx, [], 'is required') : stringOrInteger(v, ctx, [], 'a string such as "1"'),
+      )
+      .pipe(z.string().regex(VERSION_RE, 'expected a version such as "1", "2" or "beta"')),
+    condition: Condition,
+    transport: Transport.optional(),
+  },
+  { error: (iss) => `expected a mapping with type, version and condition, got ${typeName(iss.input)}` },
+);
+
+const FileSchema = z.strictObject(
+  {
+    subscriptions: z
+      .array(Entry, { error: (iss) => requiredOr('a list', iss.input) })
+      .max(MAX_SUBSCRIPTION_ENTRIES, `must have at most ${MAX_SUBSCRIPTION_ENTRIES} entries`),
+  },
+  { error: (iss) => `expected a mapping with a "subscriptions" list, got ${typeName(iss.input)}` },
+);
+
+export interface ResolveOptions {
+  /** EVENTSUB_CALLBACK_URL; required as soon as the file declares a subscription. */
+  callbackUrl?: string | undefined;
+  /** The first EVENTSUB_SECRET (the one that signs new subscriptions); required likewise. */
+  secret?: string | undefined;
+}
+
+export interface ParseOptions extends ResolveOptions {
+  /** Named in error messages; a name ending in `.json` is parsed as strict JSON. */
+  fileName: string;
+}
+
+/**
+ * Parses and validates the file's text. Pure.
+ * @returns a frozen list (entries, conditions and transports frozen too), in file order.
+ * @throws ConfigError (CONFIG_INVALID) with a one-line message naming the file, the path and the rule.
+ */
+export function parseSubscriptionsFile(text: string, options: ParseOptions): readonly DesiredSubscription[] {
+  const file = options.fileName;
+  if (Buffer.byteLength(text, 'utf8') > MAX_SUBSCRIPTIONS_FILE_BYTES) throw tooBig(file);
+  const data = /\.json$/i.test(file) ? parseJson(text.replace(/^\uFEFF/, ''), file) : parseYaml(text, file);
+  if (data === null || data === undefined) {
+    throw configError(`${file}: the file is empty: expected a "subscriptions" list`);
+  }
+  const parsed = FileSchema.safeParse(data);
+  if (!parsed.success) throw configError(`${file}: ${formatIssues(parsed.error.issues)}`);
+  const entries = parsed.data.subscriptions;
+  if (entries.length > 0 && !options.callbackUrl) {
+    const setting = 'EVENTSUB_CALLBACK_URL';
+    throw configError(`${file} declares webhook subscriptions but ${setting} is not set`, setting);
+  }
+  if (entries.length > 0 && !options.secret) {
+    throw configError(`${file} declares webhook subscriptions but EVENTSUB_SECRET is not set`, 'EVENTSUB_SECRET');
+  }
+  const callback = options.callbackUrl ?? '';
+  const secret = options.secret ?? '';
+  const seen = new Map<string, number>();
+  const out: DesiredSubscription[] = [];
+  entries.forEach((entry, index) => {
+    const key = subscriptionKey(entry.type, entry.version, entry.condition, callback);
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw configError(
+        `${file}: subscriptions[${index}] duplicates subscriptions[${first}] (${describeSubscription(entry)})`,
+      );
+    }
+    seen.set(key, index);
+    out.push(
+      Object.freeze({
+        type: entry.type,
+        version: entry.version,
+        condition: Object.freeze({ ...entry.condition }),
+        transport: Object.freeze({ method: 'webhook' as const, callback, secret }),
+      }),
+    );
+  });
+  return Object.freeze(out);
+}
+
+export interface LoadOptions extends ResolveOptions {
+  /** Reads the whole file; defaults to a capped read from disk. Injected by tests. */
+  readFile?: (path: string) => Promise<string | Uint8Array>;
+}
+
+/**
+ * Reads the file at `path` (at most MAX_SUBSCRIPTIONS_FILE_BYTES) and parses it.
+ * @throws ConfigError (CONFIG_INVALID) when the file is missing, unreadable, too big, not UTF-8 or invalid.
+ */
+export async function loadSubscriptionsFile(
+  path: string,
+  options: LoadOptions,
+): Promise<readonly DesiredSubscription[]> {
+  let raw: string | Uint8Array;
+  try {
+    raw = await (options.readFile ?? readCapped)(path);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw configError(`${path}: cannot read the subscriptions file: ${describeReadError(err)}`, SETTING, err);
+  }
+  let text: string;
+  if (typeof raw === 'string') text = raw.replace(/^\uFEFF/, '');
+  else {
+    if (raw.byteLength > MAX_SUBSCRIPTIONS_FILE_BYTES) throw tooBig(path);
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    } catch (err) {
+      throw configError(`${path}: the file is not valid UTF-8`, SETTING, err);
+    }
+  }
+  return parseSubscriptionsFile(text, { fileName: path, callbackUrl: options.callbackUrl, secret: options.secret });
+}
+
+/** Reads at most one byte more than the cap, so a huge file (or /dev/zero) is never read whole. */
+async function readCapped(path: string): Promise<Uint8Array> {
+  const handle = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_SUBSCRIPTIONS_FILE_BYTES + 1);
+    let length = 0;
+    while (length < buf.length) {
+      const { bytesRead } = await handle.read(buf, length, buf.length - length, null);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > MAX_SUBSCRIPTIONS_FILE_BYTES) throw tooBig(path);
+    return buf.subarray(0, length);
+  } finally {
+    await handle.close();
+  }
+}
+
+function parseYaml(text: string, file: string): unknown {
+  // uniqueKeys rejects a repeated key; maxAliasCount bounds alias expansion ("billion laughs").
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  const error = doc.errors[0];
+  if (error) {
+    const where = error.linePos ? `:${error.linePos[0].line}:${error.linePos[0].col}` : '';
+    const reason = (error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    throw configError(`${file}${where}: invalid YAML: ${reason}`);
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw configError(`${file}: invalid YAML: ${err instanceof Error ? err.message.split('\n')[0] : 'cannot be read'}`);
+  }
+}
+
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : '';
+    const position = /at position (\d+)/.exec(message)?.[1];
+    // V8 may quote a snippet of the input ('Unexpected token x, "..." is not valid JSON'): drop it.
+    const reason = message
+      .replace(/, (\.\.\.)?".*" is not valid JSON$/s, '')
+      .replace(/ in JSON at position \d+.*$/s, '');
+    let where = '';
+    if (position !== undefined) {
+      const before = text.slice(0, Number(position)).split('\n');
+      where = `:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`;
+    } else {
+      // Some V8 messages carry no position; YAML's parser (a JSON superset) usually locates the fault.
+      const pos = parseDocument(text).errors[0]?.linePos?.[0];
+      if (pos) where = `:${pos.line}:${pos.col}`;
+    }
+    throw configError(`${file}${where}: invalid JSON: ${reason || 'cannot be parsed'}`, SETTING, err);
+  }
+}
+
+function describeReadError(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT') return 'it does not exist (ENOENT)';
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied (${code})`;
+  if (code === 'EISDIR') return 'it is a directory (EISDIR)';
+  if (typeof code === 'string') return code;
+  return err instanceof Error ? err.message.split('\n')[0] ?? 'unknown error' : 'unknown error';
+}
+
+function tooBig(file: string): ConfigError {
+  return configError(`${file}: the file is larger than ${MAX_SUBSCRIPTIONS_FILE_BYTES} bytes (5 MiB)`);
+}
+
+type Ctx = z.core.$RefinementCtx;
+type Path = (string | number)[];
+
+/** Adds a custom issue at `path` (relative to the value being checked) and returns z.NEVER. */
+function fail(ctx: Ctx, path: Path, message: string): never {
+  ctx.addIssue({ code: 'custom', path, message });
+  return z.NEVER;
+}
+
+/** A string, or an integer converted to one (YAML reads `version: 1` and unquoted IDs as numbers). */
+function stringOrInteger(value: unknown, ctx: Ctx, path: Path, expected: string): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isInteger(value)) {
+    if (Number.isSafeInteger(value)) return String(value);
+    fail(ctx, path, 'is too large to be read exactly as a number: quote it');
+    return undefined;
+  }
+  fail(ctx, path, `expected ${expected}, got ${typeName(value)}`);
+  return undefined;
+}
+
+/** `is required` for a missing value, else `expected <what>, got <kind>`. */
+function requiredOr(what: string, input: unknown): string {
+  return input === undefined ? 'is required' : `expected ${what}, got ${typeName(input)}`;
+}
+
+/** The kind of a value, never the value itself (it could be a secret pasted in the wrong place). */
+function typeName(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a number';
+  if (typeof value === 'object') return 'a mapping';
+  return `a ${typeof value}`;
+}
+
+const TOP_KEYS = 'subscriptions';
+const ENTRY_KEYS = 'type, version, condition, transport';
+
+/** One line for the first issue, unknown keys first (a misspelt key is usually the root cause). */
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const first = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
+  if (!first) return 'invalid';
+  let line: string;
+  if (first.code === 'unrecognized_keys') {
+    const allowed = first.path.length === 0 ? TOP_KEYS : ENTRY_KEYS;
+    const key = first.keys[0] ?? '';
+    line = `${formatPath([...first.path, key])}: unknown key (allowed: ${allowed})`;
+  } else {
+    const path = formatPath(first.path);
+    line = path ? `${path}: ${first.message}` : first.message;
+  }
+  const more = issues.length - 1;
+  return more > 0 ? `${line} (and ${more} more problem${more > 1 ? 's' : ''})` : line;
+}
+
+/** `subscriptions[3].condition.broadcaster_user_id`; odd keys are quoted. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(String(part))) out += out ? `.${String(part)}` : String(part);
+    else out += `[${JSON.stringify(String(part))}]`;
+  }
+  return out;
+}
+
+function configError(message: string, setting = SETTING, cause?: unknown): ConfigError {
+  return new ConfigError(message, cause === undefined ? { setting } : { setting, cause });
+}

@@ -1,0 +1,214 @@
+/**
+ * Carries out a SyncPlan against Helix: every delete first (duplicates, pruned, and the delete half of
+ * each recreate: that frees cost and the 3-per-type-and-condition slots, twitch-contract 5.6), then every
+ * create. A small worker pool bounds concurrency; pacing by `Ratelimit-*` is the client's job.
+ * Per-item failures are collected; a token or abort failure stops everything at once and is rethrown.
+ */
+import { AbortedError, toAppError, type AppError, type ErrorCode } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import type { EventSubApi } from '../twitch/types.js';
+import type { CreateSubscriptionBody, Subscription } from '../twitch/wire.js';
+import { describeSubscription, type DesiredSubscription } from './desired.js';
+import type { SyncPlan } from './plan.js';
+
+/** Errors after which no other request can succeed: stop at once and rethrow. */
+export const FATAL_APPLY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'USER_TOKEN_REFUSED',
+  'TOKEN_CLIENT_MISMATCH',
+  'TOKEN_INVALID',
+  'TWITCH_AUTH_FAILED',
+  'TOKEN_UNAVAILABLE',
+  'ABORTED',
+]);
+
+export const DEFAULT_APPLY_CONCURRENCY = 8;
+
+export interface ApplyOptions {
+  signal?: AbortSignal | undefined;
+  /** Requests in flight at once; default 8, at least 1. */
+  concurrency?: number | undefined;
+  /** Called after each request (or skipped step) with the count done and the total. */
+  onProgress?: ((done: number, total: number) => void) | undefined;
+  logger?: Logger | undefined;
+}
+
+export interface ApplyFailure {
+  action: 'create' | 'delete' | 'recreate';
+  /** `stream.online v1 broadcaster_user_id=12345`: the subscription, without its transport. */
+  key: string;
+  /** The subscription id, for deletes and recreates. */
+  id?: string;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface ApplyResult {
+  /** Subscriptions Twitch created for `plan.create`. */
+  created: Subscription[];
+  /** Creates (from `create` or `recreate`) that met a 409 and adopted the existing twin. */
+  adopted: Subscription[];
+  /** Recreates whose delete and create both succeeded. */
+  recreated: number;
+  /** Deletes of `plan.delete` done (a 404 counts: the subscription is gone either way). */
+  deleted: number;
+  failed: ApplyFailure[];
+}
+
+type Step =
+  | { kind: 'delete'; existing: Subscription; forRecreate: boolean }
+  | { kind: 'create'; desired: DesiredSubscription; recreateOf?: Subscription };
+
+/**
+ * Applies `plan` through `api`.
+ * @throws AppError with a code in FATAL_APPLY_CODES (token refused or unavailable, aborted); other
+ *   errors are reported in `failed` and the rest of the plan still runs.
+ */
+export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: ApplyOptions = {}): Promise<ApplyResult> {
+  const outer = options.signal;
+  if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
+  const logger = options.logger ?? silentLogger;
+  const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_APPLY_CONCURRENCY) || 1);
+  const result: ApplyResult = { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] };
+  const total = plan.delete.length + 2 * plan.recreate.length + plan.create.length;
+  let done = 0;
+  const tick = (): void => {
+    done += 1;
+    options.onProgress?.(done, total);
+  };
+
+  // One controller for every request: a fatal error or the caller's abort cancels what is in flight.
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(outer?.reason);
+  outer?.addEventListener('abort', onAbort, { once: true });
+  let fatal: AppError | undefined;
+  const ctx: RunContext = { api, logger, result, signal: controller.signal, tick, deletedForRecreate: new Set() };
+  const run = async (step: Step): Promise<void> => {
+    try {
+      await runStep(step, ctx);
+    } catch (err) {
+      // runStep records ordinary failures itself: what escapes is fatal (or a bug, treated alike).
+      fatal ??= toAppError(err);
+      controller.abort(fatal);
+    }
+  };
+
+  try {
+    const deletes: Step[] = [
+      ...plan.delete.map((d): Step => ({ kind: 'delete', existing: d.existing, forRecreate: false })),
+      ...plan.recreate.map((r): Step => ({ kind: 'delete', existing: r.existing, forRecreate: true })),
+    ];
+    await runPool(deletes, concurrency, run, () => controller.signal.aborted);
+    if (fatal) throw fatal;
+    if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
+
+    const creates: Step[] = [
+      ...plan.recreate.map((r): Step => ({ kind: 'create', desired: r.desired, recreateOf: r.existing })),
+      ...plan.create.map((d): Step => ({ kind: 'create', desired: d })),
+    ];
+    await runPool(creates, concurrency, run, () => controller.signal.aborted);
+    if (fatal) throw fatal;
+    if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
+    return result;
+  } finally {
+    outer?.removeEventListener('abort', onAbort);
+  }
+}
+
+interface RunContext {
+  api: EventSubApi;
+  logger: Logger;
+  result: ApplyResult;
+  signal: AbortSignal;
+  tick: () => void;
+  /** The recreate targets whose delete half succeeded (their create half may run). */
+  deletedForRecreate: Set<Subscription>;
+}
+
+/** Runs one step; records a non-fatal failure in `result.failed`, rethrows a fatal one. */
+async function runStep(step: Step, ctx: RunContext): Promise<void> {
+  if (step.kind === 'delete') await runDelete(step.existing, step.forRecreate, ctx);
+  else await runCreate(step.desired, step.recreateOf, ctx);
+}
+
+async function runDelete(existing: Subscription, isRecreate: boolean, ctx: RunContext): Promise<void> {
+  const key = describeSubscription(existing);
+  try {
+    await ctx.api.delete(existing.id, { signal: ctx.signal });
+    ctx.logger.info('Deleted subscription', { subscription: key, id: existing.id, status: existing.status });
+  } catch (err) {
+    const error = toAppError(err);
+    if (error.code !== 'SUBSCRIPTION_NOT_FOUND') {
+      if (FATAL_APPLY_CODES.has(error.code)) throw error;
+      record(ctx, { action: isRecreate ? 'recreate' : 'delete', key, id: existing.id }, error);
+      ctx.tick();
+      return;
+    }
+    ctx.logger.info('Subscription to delete was already gone', { subscription: key, id: existing.id });
+  }
+  if (isRecreate) ctx.deletedForRecreate.add(existing);
+  else ctx.result.deleted += 1;
+  ctx.tick();
+}
+
+async function runCreate(
+  desired: DesiredSubscription,
+  recreateOf: Subscription | undefined,
+  ctx: RunContext,
+): Promise<void> {
+  const key = describeSubscription(desired);
+  const action = recreateOf ? 'recreate' : 'create';
+  // The old one still exists: creating now would draw a 409 and adopt the broken twin.
+  if (recreateOf && !ctx.deletedForRecreate.has(recreateOf)) {
+    ctx.tick();
+    return;
+  }
+  const body: CreateSubscriptionBody = {
+    type: desired.type,
+    version: desired.version,
+    condition: { ...desired.condition },
+    transport: { method: 'webhook', callback: desired.transport.callback, secret: desired.transport.secret },
+  };
+  try {
+    const created = await ctx.api.create(body, { signal: ctx.signal });
+    const sub = created.subscription;
+    if (created.adopted) ctx.result.adopted.push(sub);
+    else if (!recreateOf) ctx.result.created.push(sub);
+    if (recreateOf) ctx.result.recreated += 1;
+    const verb = created.adopted ? 'Adopted existing' : recreateOf ? 'Recreated' : 'Created';
+    const msg = `${verb} subscription`;
+    ctx.logger.info(msg, { subscription: key, id: sub.id, status: sub.status });
+  } catch (err) {
+    const error = toAppError(err);
+    if (FATAL_APPLY_CODES.has(error.code)) throw error;
+    record(ctx, recreateOf ? { action, key, id: recreateOf.id } : { action, key }, error);
+  }
+  ctx.tick();
+}
+
+function record(ctx: RunContext, what: Omit<ApplyFailure, 'code' | 'message'>, error: AppError): void {
+  ctx.result.failed.push({ ...what, code: error.code, message: error.message });
+  ctx.logger.warn(`Subscription ${what.action} failed`, { subscription: what.key, id: what.id, err: error });
+}
+
+/**
+ * Runs `worker` over `items` with at most `limit` in flight, in order of `items`. Stops taking new items
+ * once `stop()` is true. Waits for every runner; if a worker rejected, rethrows the first rejection.
+ */
+export async function runPool<T>(
+  items: readonly T[],
+  limit: number,
+  worker: (item: T) => Promise<void>,
+  stop: () => boolean,
+): Promise<void> {
+  let next = 0;
+  const runner = async (): Promise<void> => {
+    while (next < items.length && !stop()) {
+      const item = items[next++] as T;
+      await worker(item);
+    }
+  };
+  const runners = Array.from({ length: Math.min(limit, items.length) }, runner);
+  const outcomes = await Promise.allSettled(runners);
+  const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failure) throw failure.reason;
+}

@@ -1,0 +1,179 @@
+/**
+ * The pure core of declarative sync: diff the desired subscriptions against what Twitch lists, and say
+ * what to create, recreate, delete, keep or report. No I/O; `applyPlan` carries a plan out.
+ * Ownership (SPEC "The desired-subscriptions file"): a subscription is ours when it is a webhook whose
+ * callback equals EVENTSUB_CALLBACK_URL. Nothing else is ever touched, whatever `prune` says.
+ */
+import type { Subscription } from '../twitch/wire.js';
+import { describeSubscription, subscriptionKey, type DesiredSubscription } from './desired.js';
+
+/** Statuses that mean "working, or about to": the subscription is kept as it is. */
+const HEALTHY = new Set(['enabled', 'webhook_callback_verification_pending']);
+/** Failures our side can fix (receiver down or slow): delete and create again (SPEC "The receiver"). */
+const RECREATE = new Set(['webhook_callback_verification_failed', 'notification_failures_exceeded']);
+
+export interface PairedAction {
+  desired: DesiredSubscription;
+  existing: Subscription;
+}
+
+export interface SyncPlan {
+  create: DesiredSubscription[];
+  /** Delete `existing`, then create `desired` again. */
+  recreate: PairedAction[];
+  /** Owned subscriptions to delete: not declared (with prune) or extra copies of a declared one. */
+  delete: { existing: Subscription; reason: 'pruned' | 'duplicate' }[];
+  keep: PairedAction[];
+  /** Declared, but Twitch disabled it for a reason we cannot fix (the status): reported, left alone. */
+  blocked: (PairedAction & { reason: string })[];
+  /** Owned, not declared, and prune is off: reported only. */
+  unmanaged: Subscription[];
+  /**
+   * `current`: Twitch's `total_cost` (or the sum of listed costs). `projected`: an upper bound after
+   * apply, assuming every listed subscription's cost counts: deletes free their cost, each create is
+   * counted at 1 (a webhook costs 0 or 1), each recreate takes its old cost again.
+   * `max`: Twitch's `max_total_cost`, when known.
+   */
+  cost: { current: number; projected: number; max: number | undefined };
+}
+
+export interface PlanOptions {
+  /** EVENTSUB_CALLBACK_URL: defines ownership and the target of every desired entry. */
+  callbackUrl: string;
+  /** Delete owned subscriptions that are not declared. */
+  prune: boolean;
+  /** `total_cost` from the list answer; defaults to the sum of `actual[].cost`. */
+  totalCost?: number | undefined;
+  /** `max_total_cost` from the list answer. */
+  maxTotalCost?: number | undefined;
+}
+
+/**
+ * Diffs `desired` against `actual` (every listed subscription, owned or not). Pure and deterministic.
+ * Several owned subscriptions matching one desired entry: the best is used (enabled, then pending, then
+ * any other, oldest first) and the rest are deleted as duplicates even without prune: duplicates cost
+ * money and deliver every event twice (lessons 1).
+ */
+export function planSync(
+  desired: readonly DesiredSubscription[],
+  actual: readonly Subscription[],
+  options: PlanOptions,
+): SyncPlan {
+  const { callbackUrl } = options;
+  const owned = new Map<string, Subscription[]>();
+  for (const sub of actual) {
+    if (sub.transport.method !== 'webhook' || sub.transport.callback !== callbackUrl) continue;
+    const key = subscriptionKey(sub.type, sub.version, sub.condition, callbackUrl);
+    const list = owned.get(key);
+    if (list) list.push(sub);
+    else owned.set(key, [sub]);
+  }
+
+  const plan: SyncPlan = {
+    create: [],
+    recreate: [],
+    delete: [],
+    keep: [],
+    blocked: [],
+    unmanaged: [],
+    cost: { current: 0, projected: 0, max: options.maxTotalCost },
+  };
+  for (const want of desired) {
+    const key = subscriptionKey(want.type, want.version, want.condition, callbackUrl);
+    const matches = owned.get(key);
+    owned.delete(key);
+    if (!matches || matches.length === 0) {
+      plan.create.push(want);
+      continue;
+    }
+    const [best, ...extras] = [...matches].sort(byPreference);
+    for (const extra of extras) plan.delete.push({ existing: extra, reason: 'duplicate' });
+    if (!best) continue;
+    if (HEALTHY.has(best.status)) plan.keep.push({ desired: want, existing: best });
+    else if (RECREATE.has(best.status)) plan.recreate.push({ desired: want, existing: best });
+    // authorization_revoked, user_removed, moderator_removed, version_removed, chat_user_banned,
+    // beta_maintenance need a human (a new grant, a new version): recreating would fail or churn.
+    // An unknown status is treated the same way, to be safe: reported, never recreated in a loop.
+    else plan.blocked.push({ desired: want, existing: best, reason: best.status });
+  }
+  for (const leftovers of owned.values()) {
+    for (const sub of leftovers) {
+      if (options.prune) plan.delete.push({ existing: sub, reason: 'pruned' });
+      else plan.unmanaged.push(sub);
+    }
+  }
+
+  const current = options.totalCost ?? actual.reduce((sum, s) => sum + s.cost, 0);
+  const freed = plan.delete.reduce((sum, d) => sum + d.existing.cost, 0);
+  // A recreate frees its old cost and takes it again: no change to the projection.
+  plan.cost.current = current;
+  plan.cost.projected = Math.max(0, current - freed) + plan.create.length;
+  return plan;
+}
+
+/** Enabled first, then pending, then anything else; then the oldest; then by id, for determinism. */
+function byPreference(a: Subscription, b: Subscription): number {
+  const rank = (s: Subscription): number =>
+    s.status === 'enabled' ? 0 : s.status === 'webhook_callback_verification_pending' ? 1 : 2;
+  return (
+    rank(a) - rank(b) ||
+    Date.parse(a.created_at) - Date.parse(b.created_at) ||
+    (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  );
+}
+
+export interface PlanSummary {
+  create: number;
+  recreate: number;
+  delete: number;
+  keep: number;
+  blocked: number;
+  unmanaged: number;
+}
+
+/** Counts by action, for `--json`, `/status` and logs. */
+export function planSummary(plan: SyncPlan): PlanSummary {
+  return {
+    create: plan.create.length,
+    recreate: plan.recreate.length,
+    delete: plan.delete.length,
+    keep: plan.keep.length,
+    blocked: plan.blocked.length,
+    unmanaged: plan.unmanaged.length,
+  };
+}
+
+/** True when applying the plan would send no write to Twitch. */
+export function planIsEmpty(plan: SyncPlan): boolean {
+  return plan.create.length === 0 && plan.recreate.length === 0 && plan.delete.length === 0;
+}
+
+/**
+ * Human lines, one per change (`+ create`, `~ recreate`, `- delete`, `! blocked`, `? unmanaged`), a count
+ * of kept subscriptions, a cost line and a summary line. Never contains a secret (transports are omitted).
+ */
+export function formatPlan(plan: SyncPlan): string[] {
+  const lines: string[] = [];
+  for (const d of plan.create) lines.push(`+ create ${describeSubscription(d)}`);
+  for (const r of plan.recreate) {
+    lines.push(`~ recreate ${describeSubscription(r.desired)} (was ${r.existing.status}, id ${r.existing.id})`);
+  }
+  for (const d of plan.delete) {
+    lines.push(`- delete ${describeSubscription(d.existing)} (${d.reason}, id ${d.existing.id})`);
+  }
+  for (const b of plan.blocked) {
+    lines.push(`! blocked ${describeSubscription(b.desired)} (${b.reason}, id ${b.existing.id})`);
+  }
+  for (const u of plan.unmanaged) {
+    lines.push(`? unmanaged ${describeSubscription(u)} (not declared; prune is off, id ${u.id})`);
+  }
+  lines.push(`= keep ${plan.keep.length} unchanged`);
+  const { current, projected, max } = plan.cost;
+  lines.push(`cost: ${current} now, at most ${projected} after apply${max === undefined ? '' : ` (max ${max})`}`);
+  const s = planSummary(plan);
+  lines.push(
+    `plan: ${s.create} to create, ${s.recreate} to recreate, ${s.delete} to delete, ${s.keep} to keep, ` +
+      `${s.blocked} blocked, ${s.unmanaged} unmanaged`,
+  );
+  return lines;
+}

@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import {
+  loadSubscriptionsFile,
+  MAX_SUBSCRIPTIONS_FILE_BYTES,
+  parseSubscriptionsFile,
+  subscriptionKey,
+} from '../../src/config/subscriptions-file.js';
+import { ConfigError } from '../../src/lib/errors.js';
+
+const CALLBACK = 'https://events.example.com/twitch/eventsub';
+const SECRET = 'hunter2-webhook-secret';
+const yamlOpts = { fileName: 'subs.yaml', callbackUrl: CALLBACK, secret: SECRET };
+const jsonOpts = { ...yamlOpts, fileName: 'subs.json' };
+
+/** Asserts a one-line CONFIG_INVALID error, exit 78, that never includes the secret; returns its message. */
+function configFailure(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    assert.equal(err.code, 'CONFIG_INVALID');
+    assert.equal(err.exitCode, 78);
+    assert.ok(!err.message.includes('\n'), `one line: ${err.message}`);
+    assert.ok(!err.message.includes(SECRET));
+    return err.message;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+const entry = (body: string): string => `subscriptions:\n  - type: stream.online\n    version: "1"\n${body}`;
+const cond = '    condition: { broadcaster_user_id: "12345" }\n';
+
+describe('parseSubscriptionsFile()', () => {
+  it('reads YAML, converts integer versions and IDs, and resolves the transport from settings', () => {
+    const text = `subscriptions:
+  - type: stream.online
+    version: 1
+    condition: { broadcaster_user_id: 12345 }
+  - type: channel.follow
+    version: "2"
+    condition:
+      broadcaster_user_id: "1"
+      moderator_user_id: "2"
+    transport: { method: webhook }
+`;
+    const list = parseSubscriptionsFile(text, yamlOpts);
+    assert.deepEqual(list, [
+      {
+        type: 'stream.online',
+        version: '1',
+        condition: { broadcaster_user_id: '12345' },
+        transport: { method: 'webhook', callback: CALLBACK, secret: SECRET },
+      },
+      {
+        type: 'channel.follow',
+        version: '2',
+        condition: { broadcaster_user_id: '1', moderator_user_id: '2' },
+        transport: { method: 'webhook', callback: CALLBACK, secret: SECRET },
+      },
+    ]);
+    assert.ok(Object.isFrozen(list) && Object.isFrozen(list[0]) && Object.isFrozen(list[0]?.condition));
+    assert.ok(Object.isFrozen(list[0]?.transport));
+  });
+
+  it('reads JSON, and names the JSON syntax error with its line and column', () => {
+    const ok = '{"subscriptions":[{"type":"user.update","version":1,"condition":{"user_id":42}}]}';
+    assert.deepEqual(parseSubscriptionsFile(ok, jsonOpts)[0]?.condition, { user_id: '42' });
+    const msg = configFailure(() => parseSubscriptionsFile('{\n  "subscriptions": [,]\n}', jsonOpts));
+    assert.match(msg, /^subs\.json:2:\d+: invalid JSON: /);
+  });
+
+  it('names a YAML syntax error with its line and column', () => {
+    const msg = configFailure(() => parseSubscriptionsFile('subscriptions:\n  - type: a\n    type: b\n', yamlOpts));
+    assert.match(msg, /^subs\.yaml:3:\d+: invalid YAML: Map keys must be unique/);
+  });
+
+  it('accepts an empty list without a callback, and rejects an empty file', () => {
+    assert.deepEqual(parseSubscriptionsFile('subscriptions: []\n', { fileName: 'subs.yaml' }), []);
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile('# nothing\n', yamlOpts)),
+      'subs.yaml: the file is empty: expected a "subscriptions" list',
+    );
+  });
+
+  const cases: [string, string, string][] = [
+    [
+      'an unknown entry key',
+      entry(cond + '    colour: red\n'),
+      'subs.yaml: subscriptions[0].colour: unknown key (allowed: type, version, condition, transport)',
+    ],
+    [
+      'an unknown top-level key',
+      'subscriptions: []\nprune: true\n',
+      'subs.yaml: prune: unknown key (allowed: subscriptions)',
+    ],
+    [
+      'a top-level list',
+      '- type: stream.online\n',
+      'subs.yaml: expected a mapping with a "subscriptions" list, got a list',
+    ],
+    ['a missing condition', entry(''), 'subs.yaml: subscriptions[0].condition: is required'],
+    [
+      'an empty condition',
+      entry('    condition: {}\n'),
+      'subs.yaml: subscriptions[0].condition: must name at least one condition field',
+    ],
+    [
+      'a condition that is a list',
+      entry('    condition: [1]\n'),
+      'subs.yaml: subscriptions[0].condition: expected a mapping such as { broadcaster_user_id: "12345" }, got a list',
+    ],
+    [
+      'a user ID that is not digits',
+      entry('    condition: { broadcaster_user_id: abc }\n'),
+      'subs.yaml: subscriptions[0].condition.broadcaster_user_id: expected a string of digits (a Twitch user ID such as "12345")',
+    ],
+    [
+      'a condition value that is a mapping',
+      entry('    condition: { reward_id: { a: 1 } }\n'),
+      'subs.yaml: subscriptions[0].condition.reward_id: expected a string, got a mapping',
+    ],
+    [
+      'an ID too large for a number',
+      entry('    condition: { broadcaster_user_id: 123456789012345678901 }\n'),
+      'subs.yaml: subscriptions[0].condition.broadcaster_user_id: is too large to be read exactly as a number: quote it',
+    ],
+    [
+      'a fractional version',
+      'subscriptions:\n  - type: stream.online\n    version: 1.5\n' + cond,
+      'subs.yaml: subscriptions[0].version: expected a string such as "1", got a number',
+    ],
+    [
+      'a missing version',
+      'subscriptions:\n  - type: stream.online\n' + cond,
+      'subs.yaml: subscriptions[0].version: is required',
+    ],
+    [
+      'a malformed type',
+      'subscriptions:\n  - type: Stream Online\n    version: "1"\n' + cond,
+      'subs.yaml: subscriptions[0].type: expected an EventSub type such as "stream.online"',
+    ],
+    [
+      'a websocket transport',
+      entry(cond + '    transport: { method: websocket }\n'),
+      'subs.yaml: subscriptions[0].transport.method: websocket transport needs a user token; eventsubd manages webhook subscriptions',
+    ],
+    [
+      'a conduit transport',
+      entry(cond + '    transport: { method: conduit }\n'),
+      'subs.yaml: subscriptions[0].transport.method: conduit transport is not supported yet',
+    ],
+    [
+      'a secret in the transport',
+      entry(cond + `    transport: { method: webhook, secret: ${SECRET} }\n`),
+      'subs.yaml: subscriptions[0].transport.secret: is not allowed here: the secret comes from EVENTSUB_SECRET',
+    ],
+    [
+      'a callback in the transport',
+      entry(cond + '    transport: { method: webhook, callback: "https://x.example" }\n'),
+      'subs.yaml: subscriptions[0].transport.callback: is not allowed here: the callback is EVENTSUB_CALLBACK_URL',
+    ],
+  ];
+  for (const [what, text, expected] of cases) {
+    it(`rejects ${what} with one line naming the path and the rule`, () => {
+      assert.equal(configFailure(() => parseSubscriptionsFile(text, yamlOpts)), expected);
+    });
+  }
+
+  it('counts further problems after the first one', () => {
+    const text = 'subscriptions:\n  - type: 1\n    version: true\n    condition: {}\n';
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(text, yamlOpts)),
+      'subs.yaml: subscriptions[0].type: expected a string, got an integer (and 2 more problems)',
+    );
+  });
+
+  it('rejects a duplicate entry naming both indexes, whatever the key order or integer form', () => {
+    const text = `subscriptions:
+  - { type: stream.online, version: "1", condition: { broadcaster_user_id: "1" } }
+  - { type: channel.follow, version: "2", condition: { broadcaster_user_id: "1", moderator_user_id: "2" } }
+  - { type: channel.follow, version: 2, condition: { moderator_user_id: 2, broadcaster_user_id: 1 } }
+`;
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(text, yamlOpts)),
+      'subs.yaml: subscriptions[2] duplicates subscriptions[1] (channel.follow v2 broadcaster_user_id=1 moderator_user_id=2)',
+    );
+  });
+
+  it('rejects more than 10,000 entries and more than 5 MiB', () => {
+    const one = { type: 'stream.online', version: '1', condition: { broadcaster_user_id: '1' } };
+    const many = JSON.stringify({ subscriptions: Array.from({ length: 10_001 }, () => one) });
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(many, jsonOpts)),
+      'subs.json: subscriptions: must have at most 10000 entries',
+    );
+    const huge = 'subscriptions: []\n' + '#'.repeat(MAX_SUBSCRIPTIONS_FILE_BYTES);
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(huge, yamlOpts)),
+      'subs.yaml: the file is larger than 5242880 bytes (5 MiB)',
+    );
+  });
+
+  it('names EVENTSUB_CALLBACK_URL or EVENTSUB_SECRET when the file declares subscriptions without them', () => {
+    const text = entry(cond);
+    let err: unknown;
+    assert.throws(() => parseSubscriptionsFile(text, { fileName: 'subs.yaml', secret: SECRET }), (e) => ((err = e), true));
+    assert.equal((err as ConfigError).setting, 'EVENTSUB_CALLBACK_URL');
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(text, { fileName: 'subs.yaml', secret: SECRET })),
+      'subs.yaml declares webhook subscriptions but EVENTSUB_CALLBACK_URL is not set',
+    );
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(text, { fileName: 'subs.yaml', callbackUrl: CALLBACK })),
+      'subs.yaml declares webhook subscriptions but EVENTSUB_SECRET is not set',
+    );
+  });
+});
+
+describe('subscriptionKey()', () => {
+  it('sorts condition keys and tells every field apart', () => {
+    const a = subscriptionKey('t', '1', { b: '2', a: '1' }, CALLBACK);
+    assert.equal(a, subscriptionKey('t', '1', { a: '1', b: '2' }, CALLBACK));
+    assert.notEqual(a, subscriptionKey('t', '2', { a: '1', b: '2' }, CALLBACK));
+    assert.notEqual(a, subscriptionKey('t', '1', { a: '1', b: '2' }, 'https://other'));
+    assert.notEqual(subscriptionKey('t', '1', { a: '1&b=2' }, CALLBACK), subscriptionKey('t', '1', { a: '1', b: '2' }, CALLBACK));
+  });
+});
+
+describe('loadSubscriptionsFile()', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'eventsubd-subs-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function loadFailure(promise: Promise<unknown>): Promise<string> {
+    let message = '';
+    await assert.rejects(promise, (err) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.setting, 'EVENTSUBD_SUBSCRIPTIONS');
+      message = err.message;
+      return !message.includes('\n');
+    });
+    return message;
+  }
+
+  it('reads a file from disk', async () => {
+    const path = join(dir, 'subs.json');
+    await writeFile(path, '\uFEFF{"subscriptions":[{"type":"stream.online","version":"1","condition":{"broadcaster_user_id":"9"}}]}');
+    const list = await loadSubscriptionsFile(path, { callbackUrl: CALLBACK, secret: SECRET });
+    assert.deepEqual(list.map((d) => d.condition), [{ broadcaster_user_id: '9' }]);
+  });
+
+  it('reports a missing file', async () => {
+    const path = join(dir, 'missing.yaml');
+    assert.equal(
+      await loadFailure(loadSubscriptionsFile(path, { callbackUrl: CALLBACK, secret: SECRET })),
+      `${path}: cannot read the subscriptions file: it does not exist (ENOENT)`,
+    );
+  });
+
+  it('reports a directory', async () => {
+    assert.match(
+      await loadFailure(loadSubscriptionsFile(dir, { callbackUrl: CALLBACK, secret: SECRET })),
+      /cannot read the subscriptions file: it is a directory \(EISDIR\)$/,
+    );
+  });
+
+  it('refuses a file over 5 MiB without parsing it', async () => {
+    const path = join(dir, 'big.yaml');
+    await writeFile(path, Buffer.alloc(MAX_SUBSCRIPTIONS_FILE_BYTES + 10, 0x23));
+    assert.equal(
+      await loadFailure(loadSubscriptionsFile(path, { callbackUrl: CALLBACK, secret: SECRET })),
+      `${path}: the file is larger than 5242880 bytes (5 MiB)`,
+    );
+  });
+
+  it('uses an injected reader and rejects bytes that are not UTF-8', async () => {
+    const readFile = async (): Promise<Uint8Array> => new Uint8Array([0x73, 0xff, 0xfe]);
+    assert.equal(
+      await loadFailure(loadSubscriptionsFile('x.yaml', { callbackUrl: CALLBACK, secret: SECRET, readFile })),
+      'x.yaml: the file is not valid UTF-8',
+    );
+  });
+});

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseSubscriptionsFile } from '../../src/config/subscriptions-file.js';
+import { createJsonLogger, Redactor } from '../../src/lib/logger.js';
+import { syncSubscriptions } from '../../src/subscriptions/sync.js';
+import { CALLBACK, FakeEventSubApi, OTHER_CALLBACK, SECRET, sub } from './fake-api.js';
+
+const FILE = `
+subscriptions:
+  - type: stream.online
+    version: 1
+    condition: { broadcaster_user_id: 12345 }
+  - type: channel.follow
+    version: "2"
+    condition: { broadcaster_user_id: "12345", moderator_user_id: "12345" }
+  - type: user.update
+    version: "1"
+    condition: { user_id: "777" }
+`;
+const desired = parseSubscriptionsFile(FILE, { fileName: 'subs.yaml', callbackUrl: CALLBACK, secret: SECRET });
+
+describe('syncSubscriptions()', () => {
+  it('converges, and a second sync of the unchanged state sends zero writes', async () => {
+    const foreign = sub({ id: 'foreign', callback: OTHER_CALLBACK });
+    const stray = sub({ id: 'stray', type: 'stream.offline' });
+    const broken = sub({ id: 'broken', type: 'user.update', condition: { user_id: '777' }, status: 'notification_failures_exceeded' });
+    const api = new FakeEventSubApi([foreign, stray, broken]);
+
+    const first = await syncSubscriptions({ api, desired, callbackUrl: CALLBACK, prune: true, dryRun: false });
+    assert.equal(first.listPages, 1);
+    assert.equal(first.result?.created.length, 2);
+    assert.equal(first.result?.recreated, 1);
+    assert.equal(first.result?.deleted, 1);
+    assert.equal(api.writes, 5);
+    assert.deepEqual(
+      api.subs.map((s) => s.id).filter((id) => !id.startsWith('new-')),
+      ['foreign'],
+      'the foreign subscription survives prune; stray and broken are gone',
+    );
+
+    const writesBefore = api.writes;
+    const second = await syncSubscriptions({ api, desired, callbackUrl: CALLBACK, prune: true, dryRun: false });
+    assert.equal(api.writes, writesBefore, 'no create or delete the second time');
+    assert.equal(second.plan.keep.length, 3);
+    assert.deepEqual(second.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] });
+    assert.equal(api.lists, 2, 'one list per sync');
+  });
+
+  it('on a dry run plans but sends zero writes and returns no result', async () => {
+    const api = new FakeEventSubApi([sub({ id: 'stray', type: 'stream.offline' })]);
+    const outcome = await syncSubscriptions({ api, desired, callbackUrl: CALLBACK, prune: true, dryRun: true });
+    assert.equal(api.writes, 0);
+    assert.equal(outcome.result, undefined);
+    assert.equal(outcome.plan.create.length, 3);
+    assert.equal(outcome.plan.delete.length, 1);
+  });
+
+  it('leaves undeclared owned subscriptions alone without prune', async () => {
+    const api = new FakeEventSubApi([sub({ id: 'stray', type: 'stream.offline' })]);
+    const outcome = await syncSubscriptions({ api, desired: [], callbackUrl: CALLBACK, prune: false, dryRun: false });
+    assert.equal(api.writes, 0);
+    assert.deepEqual(outcome.plan.unmanaged.map((s) => s.id), ['stray']);
+  });
+
+  it('logs the plan and the outcome without the secret', async () => {
+    const lines: string[] = [];
+    const redactor = new Redactor();
+    const logger = createJsonLogger({ sink: { write: (l) => lines.push(l) }, level: 'debug', redactor, now: () => 0 });
+    const api = new FakeEventSubApi([sub({ id: 'rev', status: 'authorization_revoked' })]);
+    await syncSubscriptions({ api, desired, callbackUrl: CALLBACK, prune: true, dryRun: false, logger });
+    const text = lines.join('');
+    assert.ok(!text.includes(SECRET));
+    assert.match(text, /"msg":"Subscription plan".*"create":2.*"blocked":1/);
+    assert.match(text, /"msg":"Declared subscription is disabled by Twitch.*"reason":"authorization_revoked"/);
+  });
+});
