@@ -1,0 +1,91 @@
+/**
+ * `/_emulator/*`: the public Emulator API over HTTP, for a standalone `eventsubd emulate` and for tests
+ * in another process. JSON in and out; errors use the Helix body shape.
+ */
+import { z } from 'zod';
+import { FaultSchema } from './faults.js';
+import { helixError, parseJson, type Reply, type Req } from './http.js';
+import type { Emulator, Fault } from './types.js';
+
+const UserTokenBody = z.object({
+  client_id: z.string().min(1).optional(),
+  user_id: z.string().min(1),
+  login: z.string().min(1).optional(),
+  scopes: z.array(z.string()).optional(),
+});
+const ClientBody = z.object({ client_id: z.string().min(1).optional(), client_secret: z.string().min(1).optional() });
+const ExpireBody = z.object({ access_token: z.string().min(1).optional() });
+const StatusBody = z.object({ status: z.string().min(1) });
+
+const NO_CONTENT: Reply = { status: 204 };
+const STATUS_PATH = /^\/_emulator\/subscriptions\/([^/]+)\/status$/;
+
+/** Handles a request under `/_emulator`. */
+export function handleControl(emulator: Emulator, req: Req): Reply {
+  const key = `${req.method} ${STATUS_PATH.test(req.path) ? '/_emulator/subscriptions/:id/status' : req.path}`;
+  switch (key) {
+    case 'POST /_emulator/user-tokens':
+      return withBody(req, UserTokenBody, (b) => {
+        const token = emulator.registerUserToken({ clientId: b.client_id, userId: b.user_id, login: b.login, scopes: b.scopes });
+        return { status: 200, json: { access_token: token } };
+      });
+    case 'POST /_emulator/clients':
+      return withBody(req, ClientBody, (b) => {
+        const client = emulator.addClient({ clientId: b.client_id, clientSecret: b.client_secret });
+        return { status: 200, json: { client_id: client.clientId, client_secret: client.clientSecret } };
+      }, 409);
+    case 'POST /_emulator/faults':
+      return withBody(req, FaultSchema, (fault) => {
+        emulator.injectFault(fault as Fault);
+        return NO_CONTENT;
+      });
+    case 'DELETE /_emulator/faults':
+      emulator.clearFaults();
+      return NO_CONTENT;
+    case 'GET /_emulator/stats':
+      return { status: 200, json: emulator.stats };
+    case 'DELETE /_emulator/stats':
+      emulator.resetStats();
+      return NO_CONTENT;
+    case 'POST /_emulator/expire-tokens':
+      return withBody(req, ExpireBody, (b) => {
+        if (b.access_token) emulator.expireToken(b.access_token);
+        else emulator.expireAllTokens();
+        return NO_CONTENT;
+      });
+    case 'GET /_emulator/subscriptions':
+      return { status: 200, json: { data: emulator.subscriptions(req.query.get('client_id') ?? undefined) } };
+    case 'POST /_emulator/subscriptions/:id/status': {
+      const id = STATUS_PATH.exec(req.path)?.[1] ?? '';
+      return withBody(req, StatusBody, (b) => {
+        emulator.setSubscriptionStatus(decodeURIComponent(id), b.status);
+        return NO_CONTENT;
+      }, 404);
+    }
+    default:
+      return knownPath(req.path) ? helixError(405, 'Method Not Allowed') : helixError(404, 'Not Found');
+  }
+}
+
+/**
+ * Parses the body (an empty body is `{}`) with `schema` and runs `act`; a schema failure is 400, an error
+ * thrown by `act` (unknown client, taken ID, unknown subscription) is `failure`.
+ */
+function withBody<T>(req: Req, schema: z.ZodType<T>, act: (body: T) => Reply, failure = 400): Reply {
+  const json = req.body.length === 0 ? { ok: true as const, value: {} } : parseJson(req.body);
+  if (!json.ok) return helixError(400, 'The request body is not valid JSON');
+  const parsed = schema.safeParse(json.value);
+  if (!parsed.success) return helixError(400, `Invalid body: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
+  try {
+    return act(parsed.data);
+  } catch (err) {
+    return helixError(failure, err instanceof Error ? err.message : String(err));
+  }
+}
+
+function knownPath(path: string): boolean {
+  return (
+    STATUS_PATH.test(path) ||
+    ['/_emulator/user-tokens', '/_emulator/clients', '/_emulator/faults', '/_emulator/stats', '/_emulator/expire-tokens', '/_emulator/subscriptions'].includes(path)
+  );
+}

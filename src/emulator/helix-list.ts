@@ -1,0 +1,85 @@
+/** `GET` and `DELETE /helix/eventsub/subscriptions` (contract 5.3, 5.4). */
+import { KNOWN_STATUSES } from '../twitch/wire.js';
+import { isKnownType } from './catalogue.js';
+import type { HelixDeps } from './helix.js';
+import { helixError, isRecord, type Reply, type Req } from './http.js';
+import { LIVE_STATUSES, type StoredSubscription, type TokenRecord } from './state.js';
+
+const FILTERS = ['status', 'type', 'user_id', 'subscription_id'] as const;
+type FilterName = (typeof FILTERS)[number];
+
+/** `max_total_cost` of a user token (websocket), contract 5.6. */
+const WEBSOCKET_MAX_TOTAL_COST = 10;
+
+/**
+ * Lists the caller's subscriptions, oldest first, `pageSize` a page. An app token sees its client's
+ * webhook subscriptions; a user token sees websocket ones, of which there are none (not emulated).
+ */
+export function listSubscriptions(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
+  const given = FILTERS.filter((name) => req.query.has(name));
+  if (given.length > 1) return helixError(400, `only one of ${FILTERS.join(', ')} may be given`);
+  const filter = given[0];
+  const value = filter ? (req.query.get(filter) ?? '') : '';
+  if (filter === 'status' && !(KNOWN_STATUSES as readonly string[]).includes(value)) return helixError(400, 'invalid status');
+  if (filter === 'type' && !isKnownType(value)) return helixError(400, 'invalid type');
+  const after = req.query.get('after');
+  const afterSeq = after ? decodeCursor(after) : 0;
+  if (afterSeq === undefined) return helixError(400, 'invalid cursor');
+
+  if (caller.kind !== 'app') {
+    return { status: 200, json: { data: [], total: 0, total_cost: 0, max_total_cost: WEBSOCKET_MAX_TOTAL_COST, pagination: {} } };
+  }
+  const mine = deps.state.subscriptionsOf(caller.clientId);
+  const matching = mine.filter((s) => s.seq > afterSeq && (!filter || matchesFilter(s, filter, value)));
+  const page = matching.slice(0, deps.pageSize);
+  const last = page.at(-1);
+  const more = last !== undefined && matching.length > page.length;
+  return {
+    status: 200,
+    json: {
+      data: page.map((s) => structuredClone(s.wire)),
+      total: mine.length,
+      total_cost: mine.filter((s) => LIVE_STATUSES.has(s.wire.status)).reduce((sum, s) => sum + s.wire.cost, 0),
+      max_total_cost: deps.maxTotalCost,
+      pagination: more ? { cursor: encodeCursor(last.seq) } : {},
+    },
+  };
+}
+
+/** Deletes one of the caller's subscriptions: 204, 400 without `id`, 404 when it is not the caller's. */
+export function deleteSubscription(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
+  const id = req.query.get('id');
+  if (!id) return helixError(400, 'Missing required parameter "id"');
+  const found = caller.kind === 'app' ? deps.state.findSubscription(id) : undefined;
+  if (!found || found.clientId !== caller.clientId) return helixError(404, 'subscription not found');
+  deps.state.deleteSubscription(id);
+  return { status: 204 };
+}
+
+function matchesFilter(s: StoredSubscription, filter: FilterName, value: string): boolean {
+  switch (filter) {
+    case 'status':
+      return s.wire.status === value;
+    case 'type':
+      return s.wire.type === value;
+    case 'subscription_id':
+      return s.wire.id === value;
+    case 'user_id':
+      return Object.entries(s.wire.condition).some(([field, v]) => field.endsWith('user_id') && v === value);
+  }
+}
+
+/** Cursors are opaque to clients (base64url JSON, like Twitch's); they point after a creation sequence. */
+function encodeCursor(seq: number): string {
+  return Buffer.from(JSON.stringify({ s: seq }), 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): number | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (isRecord(value) && Number.isSafeInteger(value.s) && (value.s as number) >= 0) return value.s as number;
+  } catch {
+    // not base64url JSON: invalid
+  }
+  return undefined;
+}

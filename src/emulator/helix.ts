@@ -1,0 +1,80 @@
+/**
+ * Helix's front door for `/helix/eventsub/subscriptions` (contract 4): bearer auth, Client-Id match, the
+ * per-client token bucket, and `Ratelimit-*` headers on every answer, errors included.
+ */
+import type { Clock } from '../lib/clock.js';
+import type { Buckets, RateHeaders } from './bucket.js';
+import { authorization, helixError, type Reply, type Req } from './http.js';
+import { createSubscription } from './helix-create.js';
+import { deleteSubscription, listSubscriptions } from './helix-list.js';
+import type { EmulatorState, StoredSubscription, TokenRecord } from './state.js';
+import type { EmulatorStats } from './types.js';
+
+export interface HelixDeps {
+  state: EmulatorState;
+  stats: EmulatorStats;
+  clock: Clock;
+  buckets: Buckets;
+  pageSize: number;
+  maxTotalCost: number;
+  /** Called once the 202 of a webhook create has been written: starts (or skips) the verification. */
+  onCreated(subscription: StoredSubscription): void;
+}
+
+/** Handles any Helix request: authentication, then the bucket, then the route. */
+export function handleHelix(deps: HelixDeps, req: Req): Reply {
+  const now = deps.clock.now();
+  const caller = authenticate(deps, req);
+  if ('status' in caller) return withHeaders(caller, deps.buckets.fullHeaders(now));
+  const bucket = deps.buckets.get(bucketKey(caller), now);
+  if (!bucket.take(now)) {
+    deps.stats.helix.rateLimited += 1;
+    return withHeaders(helixError(429, 'Too Many Requests'), bucket.headers(now));
+  }
+  return withHeaders(route(deps, req, caller), bucket.headers(now));
+}
+
+/**
+ * Rate-limit headers for a scripted `status` fault: the caller's bucket as it stands (nothing taken), or a
+ * full one without a valid caller. A scripted 429 reports Remaining 0 so that it reads as the bucket's 429;
+ * the 3-per-condition 429 is produced by real subscriptions instead.
+ */
+export function faultHeaders(deps: HelixDeps, req: Req, status: number): RateHeaders {
+  const now = deps.clock.now();
+  const caller = authenticate(deps, req);
+  const headers = 'status' in caller ? deps.buckets.fullHeaders(now) : deps.buckets.get(bucketKey(caller), now).headers(now);
+  return status === 429 ? { ...headers, 'ratelimit-remaining': '0' } : headers;
+}
+
+function route(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
+  if (req.path !== '/helix/eventsub/subscriptions') return helixError(404, 'Not Found');
+  switch (req.method) {
+    case 'POST':
+      return createSubscription(deps, req, caller);
+    case 'GET':
+      return listSubscriptions(deps, req, caller);
+    case 'DELETE':
+      return deleteSubscription(deps, req, caller);
+    default:
+      return { ...helixError(405, 'Method Not Allowed'), headers: { allow: 'GET, POST, DELETE' } };
+  }
+}
+
+/** The caller's valid token, or the 401 Twitch gives (contract 4: messages observed in the wild). */
+function authenticate(deps: HelixDeps, req: Req): TokenRecord | Reply {
+  const auth = authorization(req);
+  if (!auth || auth.scheme !== 'bearer') return helixError(401, 'OAuth token is missing');
+  const token = deps.state.validToken(auth.token);
+  if (!token) return helixError(401, 'Invalid OAuth token');
+  if (req.headers['client-id'] !== token.clientId) return helixError(401, 'Client ID and OAuth token do not match');
+  return token;
+}
+
+/** Separate buckets for app requests (per client) and user requests (per client and user), contract 4. */
+function bucketKey(token: TokenRecord): string {
+  return token.kind === 'app' ? `app:${token.clientId}` : `user:${token.clientId}:${token.userId ?? ''}`;
+}
+
+function withHeaders(reply: Reply, headers: RateHeaders): Reply {
+  return { ...reply, headers: { ...reply.headers, ...headers } };
+}

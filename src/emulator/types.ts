@@ -1,0 +1,146 @@
+/**
+ * The emulator's public types. The shapes are a contract with the demo, the CLI (`eventsubd emulate`) and
+ * every integration test: change them only together with those users.
+ */
+import type { Dispatcher } from 'undici';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+
+/** A registered Twitch application. */
+export interface EmulatorClient {
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface EmulatorOptions {
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 0 (a random free port). */
+  port?: number;
+  /** Default systemClock; used for token expiry, the rate-limit bucket and timestamps. */
+  clock?: Clock;
+  /** Default: one generated client (30 lowercase alphanumerics id, 30 character secret). */
+  clients?: EmulatorClient[];
+  /** Lifetime of minted and registered tokens, in seconds. Default 5_011_271 (~58 days, the docs' example). */
+  tokenTtlSeconds?: number;
+  /** Helix points per client: `limit` points refilled continuously over `windowMs`. Default 800 per 60_000 ms. */
+  bucket?: { limit: number; windowMs: number };
+  /** Subscriptions per page of GET /eventsub/subscriptions. Default 100. */
+  pageSize?: number;
+  /** `max_total_cost` of every client (app token). Default 10_000. */
+  maxTotalCost?: number;
+  /**
+   * Loopback origin such as 'http://127.0.0.1:8080': webhook callbacks are POSTed there instead of the public
+   * https callback, keeping the callback's path and query. Anything but a loopback origin is refused.
+   */
+  deliverTo?: string;
+  /**
+   * What happens after a webhook create is answered: 'deliver' sends the signed challenge to `deliverTo`;
+   * 'accept' marks the subscription enabled without sending; 'reject' marks it
+   * webhook_callback_verification_failed. Default: 'deliver' when `deliverTo` is set, else 'accept'.
+   */
+  verification?: 'deliver' | 'accept' | 'reject';
+  /** For outbound webhook deliveries; undici's global dispatcher when absent. */
+  dispatcher?: Dispatcher;
+  logger?: Logger;
+}
+
+/** A subscription as Twitch shows it on the wire (the secret is never part of it). */
+export interface WireSubscription {
+  id: string;
+  status: string;
+  type: string;
+  version: string;
+  condition: Record<string, string>;
+  created_at: string;
+  transport: { method: 'webhook'; callback: string };
+  cost: number;
+}
+
+/** Which requests a fault applies to. Paths are compared after aliases are resolved (`/auth/token` is `/oauth2/token`). */
+export interface FaultMatch {
+  /** HTTP method, case-insensitive. Any method when absent. */
+  method?: string;
+  /** E.g. '/oauth2/token' or '/helix/eventsub/subscriptions'. Default: every /helix request. */
+  pathPrefix?: string;
+}
+
+/**
+ * A scripted misbehaviour. Faults are queued; a request takes the first matching fault, and each request
+ * consumes one of its `times` (default 1). Control endpoints (`/_emulator/*`) are never faulted.
+ */
+export type Fault =
+  /** Answer `status` (and `body`, default a Twitch-style error body) instead of handling the request. */
+  | { kind: 'status'; status: number; body?: unknown; match?: FaultMatch; times?: number }
+  /** Wait `ms` on the emulator's clock, then handle normally. */
+  | { kind: 'latency'; ms: number; match?: FaultMatch; times?: number }
+  /** Destroy the socket before handling: nothing happened. */
+  | { kind: 'reset'; match?: FaultMatch; times?: number }
+  /** Handle the request fully (a create happens), then destroy the socket without answering. */
+  | { kind: 'drop-response'; match?: FaultMatch; times?: number }
+  /** Expire the presented token just before handling, so the request gets 401. */
+  | { kind: 'expire-token'; match?: FaultMatch; times?: number };
+
+/** One request seen by the emulator. `status` is 0 when no answer was sent (reset, drop-response). */
+export interface RequestRecord {
+  method: string;
+  /** The path as requested, without the query string (which may hold a client secret). */
+  path: string;
+  status: number;
+  /** The kind of the token presented in `Authorization`, judged just before handling. */
+  auth: 'app' | 'user' | 'none' | 'invalid';
+}
+
+/** Live counters. Control requests (`/_emulator/*`) are not counted. */
+export interface EmulatorStats {
+  /** Tokens minted by successful client-credentials grants. */
+  mints: number;
+  /** Requests to /oauth2/validate (any outcome). */
+  validations: number;
+  /** Successful revocations. */
+  revocations: number;
+  helix: {
+    total: number;
+    /** Keyed by status code as a string ('0' = no answer). */
+    byStatus: Record<string, number>;
+    byMethod: Record<string, number>;
+    /** 429s caused by an empty bucket (not the 3-per-condition 429). */
+    rateLimited: number;
+  };
+  /** webhook_callback_verification requests sent. */
+  verificationsSent: number;
+  /** Every request, in order. */
+  requests: RequestRecord[];
+}
+
+export interface Emulator {
+  /** 'http://127.0.0.1:PORT' */
+  readonly url: string;
+  /** `url` + '/oauth2' */
+  readonly authUrl: string;
+  /** `url` + '/helix' */
+  readonly apiUrl: string;
+  readonly clients: readonly EmulatorClient[];
+  /** Registers a client; missing fields are generated. @throws Error when the client ID is taken. */
+  addClient(client?: Partial<EmulatorClient>): EmulatorClient;
+  /**
+   * Registers a user access token (as if the user authorized the client) and returns its value. The user
+   * counts as having authorized the client from then on: subscriptions naming them cost 0.
+   * `clientId` defaults to the first client. @throws Error when the client is unknown.
+   */
+  registerUserToken(init: { clientId?: string; userId: string; login?: string; scopes?: string[] }): string;
+  /** The token becomes invalid: /validate answers 401, Helix 401. Unknown values are ignored. */
+  expireToken(value: string): void;
+  expireAllTokens(): void;
+  injectFault(fault: Fault): void;
+  clearFaults(): void;
+  /** A snapshot of the subscriptions (of one client, or all), oldest first. */
+  subscriptions(clientId?: string): WireSubscription[];
+  /** Sets a subscription's status (no message is sent). @throws Error when the id is unknown. */
+  setSubscriptionStatus(id: string, status: string): void;
+  /** Live counters (the same object keeps updating). */
+  readonly stats: EmulatorStats;
+  resetStats(): void;
+  /** Stops listening, aborts pending deliveries and latency faults. Idempotent. */
+  close(): Promise<void>;
+}
