@@ -4,6 +4,7 @@
  */
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { EventSubApi } from '../twitch/types.js';
+import type { Subscription } from '../twitch/wire.js';
 import { applyPlan, type ApplyResult } from './apply.js';
 import type { DesiredSubscription } from './desired.js';
 import { planIsEmpty, planSummary, planSync, type SyncPlan } from './plan.js';
@@ -30,6 +31,8 @@ export interface SyncOutcome {
   result?: ApplyResult;
   /** GET requests the listing took. */
   listPages: number;
+  /** What Twitch listed before the apply (every owner), e.g. for status counts. */
+  actual: readonly Subscription[];
 }
 
 /**
@@ -59,7 +62,7 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
     // projected is an upper bound (creates counted at 1): warn, let Twitch be the judge.
     logger.warn('Projected subscription cost may exceed max_total_cost', { cost: plan.cost });
   }
-  if (options.dryRun) return { plan, listPages: listed.pages };
+  if (options.dryRun) return { plan, listPages: listed.pages, actual: listed.subscriptions };
 
   const result = planIsEmpty(plan)
     ? { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] }
@@ -76,5 +79,5 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
     deleted: result.deleted,
     failed: result.failed.length,
   });
-  return { plan, result, listPages: listed.pages };
+  return { plan, result, listPages: listed.pages, actual: listed.subscriptions };
 }

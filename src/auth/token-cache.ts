@@ -1,0 +1,206 @@
+/**
+ * The shared token cache `STATE_DIR/token.json` (SPEC "Tokens"): mode 0600 in a 0700 directory, written
+ * atomically (temp file, fsync, rename, fsync of the directory), plus the cross-process lock that keeps
+ * concurrent daemon and CLI processes from minting twice.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import type { Clock } from '../lib/clock.js';
+import { StateDirError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import type { AppToken } from '../twitch/tokens.js';
+import { processIsAlive, withFileLock, type FileLockOptions } from './file-lock.js';
+
+/** What the cache file holds, in epoch ms. A never-expiring token has `expiresAt` = Number.MAX_SAFE_INTEGER. */
+export interface CachedToken {
+  accessToken: string;
+  clientId: string;
+  obtainedAt: number;
+  expiresAt: number;
+  validatedAt: number | undefined;
+}
+
+/** The cache as the token manager sees it; `TokenCache` is the file-backed implementation. */
+export interface TokenStore {
+  read(): Promise<CachedToken | undefined>;
+  write(token: AppToken): Promise<void>;
+  remove(): Promise<void>;
+  withLock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+}
+
+export interface TokenCacheOptions {
+  stateDir: string;
+  clock: Clock;
+  logger?: Logger | undefined;
+  /** This process's id for the lock file. Default: `process.pid`. */
+  pid?: number;
+  /** Whether a lock holder still runs. Default: `process.kill(pid, 0)`. */
+  isAlive?: (pid: number) => boolean;
+  /** A lock older than this is broken. Default 30 s. */
+  lockStaleMs?: number;
+  /** Poll interval while the lock is held elsewhere. Default 50 ms. */
+  lockPollMs?: number;
+}
+
+const NEVER = Number.MAX_SAFE_INTEGER;
+const IsoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
+
+/** token.json on disk (snake_case, ISO times); `expires_at: null` marks a never-expiring token. */
+const TokenFile = z
+  .object({
+    access_token: z.string().min(1),
+    client_id: z.string().min(1),
+    obtained_at: IsoTime,
+    expires_at: IsoTime.nullable(),
+    validated_at: IsoTime.nullish(),
+  })
+  .loose();
+
+export class TokenCache implements TokenStore {
+  readonly #dir: string;
+  readonly #file: string;
+  readonly #logger: Logger;
+  readonly #lock: Omit<FileLockOptions, 'path'> & { path: string };
+
+  constructor(options: TokenCacheOptions) {
+    this.#dir = options.stateDir;
+    this.#file = join(options.stateDir, 'token.json');
+    this.#logger = options.logger ?? silentLogger;
+    this.#lock = {
+      path: join(options.stateDir, 'token.lock'),
+      clock: options.clock,
+      logger: this.#logger,
+      pid: options.pid ?? process.pid,
+      isAlive: options.isAlive ?? processIsAlive((pid, sig) => process.kill(pid, sig)),
+      staleMs: options.lockStaleMs ?? 30_000,
+      pollMs: options.lockPollMs ?? 50,
+    };
+  }
+
+  /** The path of token.json. */
+  get path(): string {
+    return this.#file;
+  }
+
+  /**
+   * The cached token, or undefined when there is none or the file is unusable (logged at warn, without
+   * its content: it may hold a token).
+   * @throws StateDirError when the file exists but cannot be read (permissions).
+   */
+  async read(): Promise<CachedToken | undefined> {
+    let raw: string;
+    try {
+      raw = await readFile(this.#file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new StateDirError(`Cannot read the token cache ${this.#file}: ${(err as Error).message}`, { cause: err });
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      this.#logger.warn('Ignoring the token cache: it is not valid JSON', { path: this.#file });
+      return undefined;
+    }
+    const parsed = TokenFile.safeParse(json);
+    if (!parsed.success) {
+      const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(root)'))];
+      this.#logger.warn('Ignoring the token cache: it does not have the expected shape', { path: this.#file, fields });
+      return undefined;
+    }
+    const f = parsed.data;
+    return {
+      accessToken: f.access_token,
+      clientId: f.client_id,
+      obtainedAt: f.obtained_at,
+      expiresAt: f.expires_at ?? NEVER,
+      validatedAt: f.validated_at ?? undefined,
+    };
+  }
+
+  /**
+   * Replaces token.json atomically: a reader sees the old file or the new one, never a partial one.
+   * @throws StateDirError naming the path when the directory or the file cannot be written.
+   */
+  async write(token: AppToken): Promise<void> {
+    const body = JSON.stringify(
+      {
+        access_token: token.reveal(),
+        client_id: token.clientId,
+        obtained_at: iso(token.obtainedAt),
+        expires_at: token.expiresAt >= NEVER ? null : iso(token.expiresAt),
+        validated_at: token.validatedAt === undefined ? null : iso(token.validatedAt),
+      },
+      null,
+      2,
+    );
+    await this.#ensureDir();
+    const tmp = join(this.#dir, `.token.json.${randomUUID()}.tmp`);
+    try {
+      const handle = await open(tmp, 'wx', 0o600);
+      try {
+        await handle.chmod(0o600); // the umask could have stripped bits; make the mode exact
+        await handle.writeFile(body + '\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, this.#file);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw new StateDirError(`Cannot write the token cache ${this.#file}: ${(err as Error).message}`, { cause: err });
+    }
+    await this.#syncDir();
+  }
+
+  /** Deletes token.json; a missing file is fine. @throws StateDirError on any other failure. */
+  async remove(): Promise<void> {
+    try {
+      await unlink(this.#file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new StateDirError(`Cannot remove the token cache ${this.#file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Runs `fn` holding `STATE_DIR/token.lock`, shared by every process using this state directory.
+   * @throws StateDirError when the lock cannot be created; AbortedError when `signal` aborts while waiting.
+   */
+  async withLock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    await this.#ensureDir();
+    return withFileLock(this.#lock, fn, signal);
+  }
+
+  /** Creates the state directory with mode 0700; an existing directory is left as the operator made it. */
+  async #ensureDir(): Promise<void> {
+    try {
+      const created = await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+      if (created !== undefined) await chmod(this.#dir, 0o700); // the umask could have stripped bits
+    } catch (err) {
+      throw new StateDirError(`Cannot create the state directory ${this.#dir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** fsync of the directory makes the rename durable; some platforms cannot open a directory for that. */
+  async #syncDir(): Promise<void> {
+    let handle;
+    try {
+      handle = await open(this.#dir, 'r');
+      await handle.sync();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM') {
+        this.#logger.warn('Could not fsync the state directory after writing the token cache', { path: this.#dir, code });
+      }
+    } finally {
+      await handle?.close();
+    }
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,336 @@
+/**
+ * The app-token lifecycle for a daemon (SPEC "Tokens"; lessons-from-peers "What none of them has" 3):
+ * single-flight acquisition shared by every caller, a cache shared across processes, a 401 re-mint only
+ * when the rejected token is still the current one, hourly validation, proactive rotation with revocation
+ * of the old token, and a supplied token that is refused loudly, never silently replaced.
+ */
+import type { Clock } from '../lib/clock.js';
+import { AbortedError, AppError, TokenRefusedError, throwIfAborted, toAppError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import type { AppToken } from '../twitch/tokens.js';
+import type { OAuthApi, TokenSource } from '../twitch/types.js';
+import { isoOrNever, TokenAcquirer, type TokenStats } from './token-acquirer.js';
+import type { TokenStore } from './token-cache.js';
+import { inspectToken } from './token-inspect.js';
+import { runTokenLoop, type LoopHost } from './token-loop.js';
+import { briefError, fingerprintOf, isExpiring, isRefusal, statusOf, type TokenStatus } from './token-policy.js';
+import { refOf, revokeAll, revokeQuietly, type RevokeDeps, type TokenRef } from './token-revoke.js';
+import { SingleFlight } from './single-flight.js';
+
+export type { TokenStats } from './token-acquirer.js';
+export type { TokenStatus } from './token-policy.js';
+
+export interface TokenManagerOptions {
+  clientId: string;
+  oauth: OAuthApi;
+  /** The shared cache; `TokenCache` in production. */
+  cache: TokenStore;
+  clock: Clock;
+  logger?: Logger | undefined;
+  /** TWITCH_ACCESS_TOKEN: validated, used as is, never replaced nor cached. */
+  suppliedToken?: string | undefined;
+  /** False without a client secret: only a cached token can be used. */
+  canMint: boolean;
+  random?: (() => number) | undefined;
+  /** Interval between validations of the current token, ms. Default one hour. */
+  validateIntervalMs?: number | undefined;
+  /** Attempts per acquisition on Twitch/network failures. Default 3. */
+  mintAttempts?: number | undefined;
+  /** Called once, after `start()` resolved, when a supplied token is refused: the daemon must stop (exit 77). */
+  onFatal?: ((err: AppError) => void) | undefined;
+}
+
+export class TokenManager implements TokenSource {
+  readonly #o: TokenManagerOptions & { logger: Logger; validateIntervalMs: number; random: () => number };
+  readonly #stats: TokenStats = { mints: 0, validations: 0, revocations: 0, rotations: 0 };
+  readonly #acq: TokenAcquirer;
+  readonly #revokeDeps: RevokeDeps;
+  readonly #flight = new SingleFlight<AppToken>();
+  readonly #lifetime = new AbortController();
+  readonly #swapListeners = new Set<() => void>();
+  #current: AppToken | undefined;
+  #refusal: AppError | undefined;
+  #lastError: AppError | undefined;
+  #started: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+  #running = false;
+
+  constructor(options: TokenManagerOptions) {
+    this.#o = {
+      ...options,
+      logger: options.logger ?? silentLogger,
+      validateIntervalMs: options.validateIntervalMs ?? 3_600_000,
+      random: options.random ?? Math.random,
+    };
+    this.#acq = new TokenAcquirer({
+      clientId: options.clientId,
+      oauth: options.oauth,
+      cache: options.cache,
+      clock: options.clock,
+      logger: this.#o.logger,
+      canMint: options.canMint,
+      random: this.#o.random,
+      mintAttempts: options.mintAttempts ?? 3,
+      stats: this.#stats,
+    });
+    this.#revokeDeps = { ...options, logger: this.#o.logger, stats: this.#stats, markBad: (fp) => this.#acq.markBad(fp) };
+  }
+
+  /** Counters since construction. */
+  get stats(): Readonly<TokenStats> {
+    return { ...this.#stats };
+  }
+
+  /**
+   * The current token unless it is within its rotation margin; otherwise one shared acquisition.
+   * While the background loop runs, rotation is its job: an unexpired token is returned as is.
+   * @throws TokenRefusedError for a refused supplied token; AppError TOKEN_UNAVAILABLE; AbortedError.
+   */
+  async getToken(signal?: AbortSignal): Promise<AppToken> {
+    throwIfAborted(signal);
+    if (this.#refusal) throw this.#refusal;
+    const current = this.#current;
+    const now = this.#o.clock.now();
+    if (current && (current.origin === 'supplied' ? now < current.expiresAt : !isExpiring(current, now))) return current;
+    if (current && this.#running && now < current.expiresAt) return current;
+    try {
+      return await this.#share(signal, (s) => this.#acquire(s));
+    } catch (err) {
+      const still = this.#current;
+      if (signal?.aborted || this.#refusal || !still || this.#o.clock.now() >= still.expiresAt) throw err;
+      // A token within its margin still works: better than failing every Helix call while Twitch's token endpoint is down.
+      this.#o.logger.warn('Could not replace the expiring app token; still using it', { error: toAppError(err) });
+      return still;
+    }
+  }
+
+  /**
+   * Helix answered 401 to `rejected`. One shared re-mint if it is still the current token, else the
+   * current token at once. A supplied token is refused (TOKEN_INVALID), never replaced.
+   */
+  async tokenRejected(rejected: AppToken, signal?: AbortSignal): Promise<AppToken> {
+    throwIfAborted(signal);
+    if (this.#o.suppliedToken !== undefined) {
+      const err = new TokenRefusedError(
+        'TOKEN_INVALID',
+        'Twitch rejected the token in TWITCH_ACCESS_TOKEN (401); it is never replaced: supply a new one, or unset it to let eventsubd mint app tokens',
+      );
+      this.#refuse(err);
+      throw err;
+    }
+    this.#acq.markBad(rejected.fingerprint);
+    const current = this.#current;
+    if (current && !current.sameValueAs(rejected)) return current;
+    if (current) {
+      this.#o.logger.warn('Twitch rejected the current app token; minting a new one', { fingerprint: current.fingerprint });
+      this.#current = undefined; // later callers join the re-mint instead of using the dead token
+    }
+    for (let i = 0; i < 2; i++) {
+      const next = await this.#share(signal, (s) => this.#acquire(s));
+      if (!next.sameValueAs(rejected)) return next;
+    }
+    throw new AppError('TOKEN_UNAVAILABLE', 'No app token: Twitch rejected the current one and no replacement could be had');
+  }
+
+  /**
+   * Acquires a token, then runs the background loop (hourly validation, rotation) until `signal` aborts or
+   * `close()`. Resolves after the first attempt; a failure is reported in `status()` and retried in the loop.
+   * Idempotent. @throws TokenRefusedError when a supplied token is refused.
+   */
+  start(signal?: AbortSignal): Promise<void> {
+    this.#started ??= this.#start(signal);
+    return this.#started;
+  }
+
+  async #start(signal: AbortSignal | undefined): Promise<void> {
+    const loopSignal = signal ? AbortSignal.any([this.#lifetime.signal, signal]) : this.#lifetime.signal;
+    let failures = 0;
+    try {
+      await this.getToken(loopSignal);
+    } catch (err) {
+      const e = toAppError(err);
+      if (e.code === 'ABORTED' || (isRefusal(e) && this.#o.suppliedToken !== undefined)) throw e;
+      this.#o.logger.warn('No app token yet; retrying in the background', { error: e });
+      failures = 1;
+    }
+    this.#running = true;
+    const loop = runTokenLoop(
+      this.#loopHost(),
+      { clock: this.#o.clock, validateIntervalMs: this.#o.validateIntervalMs, random: this.#o.random, initialFailures: failures },
+      loopSignal,
+    );
+    this.#loop = loop.finally(() => {
+      this.#running = false;
+    });
+  }
+
+  /**
+   * Mints a new token (under the lock), writes it, makes it current and revokes the previous one.
+   * @returns fingerprints of the previous (if any) and the new token.
+   */
+  async rotate(signal?: AbortSignal): Promise<{ previous?: string; current: string }> {
+    if (this.#o.suppliedToken !== undefined) {
+      throw new AppError(
+        'TOKEN_UNAVAILABLE',
+        'Cannot rotate the token supplied in TWITCH_ACCESS_TOKEN: it is never replaced; unset it to let eventsubd mint app tokens',
+      );
+    }
+    const previous = this.#current ? refOf(this.#current) : await this.#cachedOfOurs();
+    await this.#flight.current?.catch(() => undefined);
+    const next = await this.#share(signal, (s) => this.#acq.acquire(s, { forceMint: true }));
+    await this.#afterRotation(previous, next, signal);
+    return previous ? { previous: previous.fingerprint, current: next.fingerprint } : { current: next.fingerprint };
+  }
+
+  /**
+   * Revokes the current (or cached) token, removes the cache and forgets it. A supplied token is left alone.
+   * @returns the fingerprint of the token revoked, or undefined when there was none.
+   * @throws the revoke call's error (the cache is then kept).
+   */
+  async revoke(signal?: AbortSignal): Promise<string | undefined> {
+    if (this.#o.suppliedToken !== undefined) {
+      this.#o.logger.warn('Not revoking the token supplied in TWITCH_ACCESS_TOKEN: eventsubd revokes only the tokens it minted');
+    }
+    const current = this.#current;
+    const revoked = await revokeAll(this.#revokeDeps, current, signal);
+    if (current && current.origin !== 'supplied' && this.#current === current) this.#swap(undefined);
+    return revoked;
+  }
+
+  /** For `eventsubd token status`: validates the cached (or supplied) token without minting or caching. */
+  inspect(signal?: AbortSignal): Promise<TokenStatus> {
+    return inspectToken({ ...this.#o, acquirer: this.#acq }, signal);
+  }
+
+  /** The in-memory state: `refused` (supplied token), `missing`, `expiring` (within the margin) or `ok`. */
+  status(): TokenStatus {
+    if (this.#refusal) {
+      const supplied = this.#o.suppliedToken;
+      return {
+        state: 'refused',
+        origin: 'supplied',
+        ...(supplied ? { fingerprint: fingerprintOf(supplied) } : {}),
+        lastError: briefError(this.#refusal),
+      };
+    }
+    const current = this.#current;
+    if (!current) return { state: 'missing', ...(this.#lastError ? { lastError: briefError(this.#lastError) } : {}) };
+    return statusOf(current, this.#o.clock.now(), this.#lastError);
+  }
+
+  /** Stops the loop and aborts any acquisition in flight. Idempotent. */
+  async close(): Promise<void> {
+    this.#lifetime.abort(new AbortedError());
+    await this.#loop;
+  }
+
+  /** One acquisition in flight, shared by every caller; each caller may abort its own wait. */
+  #share(signal: AbortSignal | undefined, op: (signal: AbortSignal) => Promise<AppToken>): Promise<AppToken> {
+    return this.#flight.join(() => this.#run(op), signal);
+  }
+
+  async #run(op: (signal: AbortSignal) => Promise<AppToken>): Promise<AppToken> {
+    try {
+      const token = await op(this.#lifetime.signal);
+      this.#lastError = undefined;
+      this.#swap(token);
+      return token;
+    } catch (err) {
+      const e = toAppError(err);
+      if (e.code !== 'ABORTED') this.#lastError = e;
+      if (isRefusal(e) && this.#o.suppliedToken !== undefined) this.#refuse(e);
+      throw e;
+    }
+  }
+
+  #acquire(signal: AbortSignal): Promise<AppToken> {
+    const supplied = this.#o.suppliedToken;
+    return supplied !== undefined ? this.#acq.validateSupplied(supplied, signal) : this.#acq.acquire(signal);
+  }
+
+  #swap(token: AppToken | undefined): void {
+    this.#current = token;
+    for (const listener of this.#swapListeners) listener();
+  }
+
+  #refuse(err: AppError): void {
+    if (this.#refusal) return;
+    this.#refusal = err;
+    this.#current = undefined;
+    // Not logged here: the refusal reaches the operator as the thrown error, or through onFatal in the daemon.
+    if (this.#running) this.#o.onFatal?.(err);
+  }
+
+  async #cachedOfOurs(): Promise<TokenRef | undefined> {
+    const cached = await this.#o.cache.read();
+    if (!cached || cached.clientId !== this.#o.clientId) return undefined;
+    return { value: cached.accessToken, fingerprint: fingerprintOf(cached.accessToken) };
+  }
+
+  /** Counts and logs a rotation, then revokes the previous token; a failed revoke is only logged. */
+  async #afterRotation(previous: TokenRef | undefined, next: AppToken, signal?: AbortSignal): Promise<void> {
+    if (previous && previous.fingerprint === next.fingerprint) return;
+    this.#stats.rotations++;
+    this.#o.logger.info('Rotated the app token', {
+      previous: previous?.fingerprint,
+      current: next.fingerprint,
+      expiresAt: isoOrNever(next.expiresAt),
+    });
+    if (previous) await revokeQuietly(this.#revokeDeps, previous, signal);
+  }
+
+  #loopHost(): LoopHost {
+    return {
+      current: () => this.#current,
+      onSwap: (listener) => {
+        this.#swapListeners.add(listener);
+        return () => this.#swapListeners.delete(listener);
+      },
+      acquire: async (signal) => {
+        await this.getToken(signal);
+      },
+      rotate: async (token, signal) => {
+        const next = await this.#share(signal, (s) => this.#acq.acquire(s));
+        await this.#afterRotation(refOf(token), next, signal);
+      },
+      validate: (token, signal) => this.#validateCurrent(token, signal),
+      failed: (err, action, retryInMs) => {
+        if (err.code !== 'ABORTED') this.#lastError = err;
+        if (this.#refusal || (isRefusal(err) && this.#o.suppliedToken !== undefined)) {
+          this.#refuse(err);
+          return 'stop';
+        }
+        this.#o.logger.warn(`Token ${action} failed; retrying`, { error: err, retryInMs });
+        return 'retry';
+      },
+    };
+  }
+
+  /** The hourly `/validate`: refreshes the expiry, or re-mints on 401 (a supplied token is refused). */
+  async #validateCurrent(token: AppToken, signal: AbortSignal): Promise<void> {
+    const answer = await this.#acq.validate(token.reveal(), signal);
+    if (this.#current !== token) return;
+    let refreshed: AppToken | undefined;
+    let refusal: AppError | undefined;
+    try {
+      if (answer !== null) refreshed = token.revalidated(answer, this.#o.clock.now());
+    } catch (err) {
+      refusal = toAppError(err);
+    }
+    if (refreshed) {
+      this.#current = refreshed; // same value: no swap notification needed
+      return;
+    }
+    if (this.#o.suppliedToken !== undefined) {
+      throw (
+        refusal ??
+        new TokenRefusedError('TOKEN_INVALID', 'Twitch no longer accepts the token in TWITCH_ACCESS_TOKEN (401 on /validate); it is never replaced')
+      );
+    }
+    this.#o.logger.warn('Validation: Twitch no longer accepts the app token; minting a new one', {
+      code: refusal?.code ?? 'TOKEN_INVALID',
+      fingerprint: token.fingerprint,
+    });
+    await this.tokenRejected(token, signal);
+  }
+}
