@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The demo: a local Twitch emulator, then eventsubd's CLI against it, exactly as an operator would run it.
 // Needs no Twitch account and sends nothing beyond 127.0.0.1.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,9 +25,22 @@ const env = {
   FORCE_COLOR: '0',
 };
 
-function step(title, args) {
+/** Runs the CLI in a child process (asynchronously: the emulator lives in this process's event loop). */
+function run(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'dist', 'main.js'), ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+async function step(title, args) {
   process.stdout.write(`\n\x1b[1m$ eventsubd ${args.join(' ')}\x1b[0m   # ${title}\n`);
-  const res = spawnSync(process.execPath, [join(root, 'dist', 'main.js'), ...args], { env, encoding: 'utf8' });
+  const res = await run(args);
   process.stdout.write(res.stdout);
   const logs = res.stderr.trim();
   if (logs) process.stdout.write(logs.split('\n').map((l) => `  [log] ${l}`).join('\n') + '\n');
@@ -36,13 +49,13 @@ function step(title, args) {
 
 try {
   process.stdout.write(`Twitch emulator on ${emulator.url} (client ${client.clientId}); state in ${stateDir}\n`);
-  step('settings and the subscriptions file are valid', ['config', 'check']);
-  step('the plan, without changing anything', ['subscriptions', 'sync', '--dry-run']);
-  step('mint an app token, then create the four subscriptions', ['subscriptions', 'sync']);
-  step('what Twitch now holds (every page)', ['subscriptions', 'list']);
-  step('a second sync: nothing to do, zero writes', ['subscriptions', 'sync']);
-  step('the cached token (never printed)', ['token', 'status']);
-  step('rotate: mint a new token, revoke the old one', ['token', 'rotate']);
+  await step('settings and the subscriptions file are valid', ['config', 'check']);
+  await step('the plan, without changing anything', ['subscriptions', 'sync', '--dry-run']);
+  await step('mint an app token, then create the four subscriptions', ['subscriptions', 'sync']);
+  await step('what Twitch now holds (every page)', ['subscriptions', 'list']);
+  await step('a second sync: nothing to do, zero writes', ['subscriptions', 'sync']);
+  await step('the cached token (never printed)', ['token', 'status']);
+  await step('rotate: mint a new token, revoke the old one', ['token', 'rotate']);
   const s = emulator.stats;
   process.stdout.write(
     `\nEmulator saw: ${s.mints} token mint(s), ${s.validations} validation(s), ${s.revocations} revocation(s), ` +

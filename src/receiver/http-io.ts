@@ -1,0 +1,62 @@
+/** Reading a node:http request into a ReceiverRequest: the capped body, the path, the distinct headers. */
+import type { IncomingMessage } from 'node:http';
+import type { ReceiverRequest } from './types.js';
+
+/**
+ * Reads the whole body, stopping (and pausing the stream) as soon as it passes `maxBytes`.
+ * Resolves `'aborted'` when the request ends without its full body (client gone, request timeout).
+ * Never rejects.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (result: Buffer | 'too_large' | 'aborted'): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onAbort);
+      req.off('error', onAbort);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        chunks.length = 0;
+        req.pause();
+        finish('too_large');
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => finish(Buffer.concat(chunks, size));
+    const onAbort = (): void => finish('aborted');
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onAbort);
+    req.on('error', onAbort);
+  });
+}
+
+/** The path of a request target, without the query; absolute-form targets are reduced to their path. */
+export function requestPath(url: string | undefined): string {
+  let target = url ?? '/';
+  if (/^https?:\/\//i.test(target)) {
+    try {
+      target = new URL(target).pathname;
+    } catch {
+      return target;
+    }
+  }
+  const q = target.indexOf('?');
+  return q === -1 ? target : target.slice(0, q);
+}
+
+/** Builds the handler's request. Headers come from `headersDistinct`, so a repeated header stays visible. */
+export function toReceiverRequest(req: IncomingMessage, body: Buffer): ReceiverRequest {
+  const headers: ReceiverRequest['headers'] = {};
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values === undefined) continue;
+    headers[name] = values.length === 1 ? values[0] : values;
+  }
+  return { method: req.method ?? '', path: requestPath(req.url), headers, body };
+}

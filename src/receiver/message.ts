@@ -1,0 +1,191 @@
+/**
+ * Pure parsing of a webhook delivery (twitch-contract.md 7.1, 7.7, 6.4): the required headers, the JSON
+ * body by message type, the RFC 3339 timestamp, and the dedup keys of a message.
+ */
+import { z } from 'zod';
+import type { ConduitShardRef, JournalEntry, ReceivedSubscription } from './types.js';
+
+export const HEADER_MESSAGE_ID = 'twitch-eventsub-message-id';
+export const HEADER_TIMESTAMP = 'twitch-eventsub-message-timestamp';
+export const HEADER_MESSAGE_TYPE = 'twitch-eventsub-message-type';
+export const HEADER_SIGNATURE = 'twitch-eventsub-message-signature';
+
+/** Longest accepted header values, in characters (Twitch sends a UUID and a 30-character timestamp). */
+export const HEADER_LIMITS = Object.freeze({
+  [HEADER_MESSAGE_ID]: 256,
+  [HEADER_TIMESTAMP]: 64,
+  [HEADER_MESSAGE_TYPE]: 64,
+});
+
+export type MessageType = 'webhook_callback_verification' | 'notification' | 'revocation';
+const MESSAGE_TYPES: readonly string[] = ['webhook_callback_verification', 'notification', 'revocation'];
+
+export function isMessageType(value: string): value is MessageType {
+  return MESSAGE_TYPES.includes(value);
+}
+
+export interface RequiredHeaders {
+  messageId: string;
+  timestamp: string;
+  messageType: string;
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** The three required headers, or the name of the first one that is missing, repeated, empty or too long. */
+export function readRequiredHeaders(headers: Headers): RequiredHeaders | { invalid: string } {
+  const values: string[] = [];
+  for (const [name, max] of Object.entries(HEADER_LIMITS)) {
+    const value = headers[name];
+    if (typeof value !== 'string' || value.length === 0 || value.length > max) return { invalid: name };
+    values.push(value);
+  }
+  const [messageId = '', timestamp = '', messageType = ''] = values;
+  return { messageId, timestamp, messageType };
+}
+
+/** The signature header when sent exactly once, else undefined. Its shape is checked by the caller. */
+export function readSignatureHeader(headers: Headers): string | undefined {
+  const value = headers[HEADER_SIGNATURE];
+  return typeof value === 'string' ? value : undefined;
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * Epoch milliseconds of an RFC 3339 date-time (fraction up to nanoseconds, truncated to ms), or undefined
+ * when it is not one: wrong shape, out-of-range field, or a day the month does not have.
+ */
+export function parseRfc3339(text: string): number | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (day > daysInMonth) return undefined;
+  let offsetMin = 0;
+  if (m[9] !== undefined) {
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) return undefined;
+    offsetMin = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
+  }
+  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const utc = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  return utc - offsetMin * 60_000;
+}
+
+const SubscriptionBody = z
+  .object({
+    id: z.string().min(1),
+    type: z.string().min(1),
+    version: z.string().min(1),
+    status: z.string().optional(),
+    condition: z.record(z.string(), z.unknown()),
+  })
+  .loose();
+
+const NotificationBody = z
+  .object({
+    subscription: SubscriptionBody,
+    event: z.record(z.string(), z.unknown()).optional(),
+    events: z.array(z.unknown()).optional(),
+  })
+  .loose()
+  .refine((b) => b.event !== undefined || b.events !== undefined, { message: 'event or events is required' });
+
+const RevocationBody = z.object({ subscription: SubscriptionBody }).loose();
+
+/** A subscription's challenge has `subscription`; a conduit shard's has `conduit_shard` instead (contract 6.4). */
+const VerificationBody = z
+  .object({
+    challenge: z.string().min(1),
+    subscription: SubscriptionBody.optional(),
+    conduit_shard: z.object({ conduit_id: z.string().min(1), shard: z.string().min(1) }).loose().optional(),
+  })
+  .loose()
+  .refine((b) => b.subscription !== undefined || b.conduit_shard !== undefined, {
+    message: 'subscription or conduit_shard is required',
+  });
+
+export type ParsedBody =
+  | { type: 'webhook_callback_verification'; challenge: string; subscription?: ReceivedSubscription; conduitShard?: ConduitShardRef }
+  | { type: 'notification'; subscription: ReceivedSubscription; event?: unknown; events?: unknown[] }
+  | { type: 'revocation'; subscription: ReceivedSubscription }
+  | { type: 'unknown' };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decodes (strict UTF-8) and parses the raw body, then validates it for the message `type`. An unknown type
+ * gives `{ type: 'unknown' }` when the body is a JSON object. Returns undefined for invalid UTF-8, invalid
+ * JSON, a non-object, or missing fields.
+ */
+export function parseBody(type: string, raw: Uint8Array): ParsedBody | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(utf8.decode(raw));
+  } catch {
+    return undefined;
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return undefined;
+  if (!isMessageType(type)) return { type: 'unknown' };
+  switch (type) {
+    case 'webhook_callback_verification': {
+      const r = VerificationBody.safeParse(json);
+      if (!r.success) return undefined;
+      const out: ParsedBody = { type, challenge: r.data.challenge };
+      if (r.data.subscription) out.subscription = pickSubscription(r.data.subscription);
+      if (r.data.conduit_shard) out.conduitShard = { conduit_id: r.data.conduit_shard.conduit_id, shard: r.data.conduit_shard.shard };
+      return out;
+    }
+    case 'notification': {
+      const r = NotificationBody.safeParse(json);
+      if (!r.success) return undefined;
+      const out: ParsedBody = { type, subscription: pickSubscription(r.data.subscription) };
+      if (r.data.event !== undefined) out.event = r.data.event;
+      if (r.data.events !== undefined) out.events = r.data.events;
+      return out;
+    }
+    case 'revocation': {
+      const r = RevocationBody.safeParse(json);
+      return r.success ? { type, subscription: pickSubscription(r.data.subscription) } : undefined;
+    }
+  }
+}
+
+function pickSubscription(s: z.infer<typeof SubscriptionBody>): ReceivedSubscription {
+  const out: ReceivedSubscription = { id: s.id, type: s.type, version: s.version, condition: s.condition };
+  if (s.status !== undefined) out.status = s.status;
+  return out;
+}
+
+/**
+ * The keys a journaled message is deduplicated on: `id:<message id>` always, and for an event with an `id`,
+ * `ev:` + [type, canonical condition, event id], which catches the same event delivered under another
+ * message id by a duplicate subscription (twitchdev/issues#918). The daemon uses this to rebuild `Dedup`.
+ */
+export function dedupKeys(entry: Pick<JournalEntry, 'message_id' | 'subscription' | 'event'>): string[] {
+  const keys = [`id:${entry.message_id}`];
+  const event = entry.event;
+  if (typeof event === 'object' && event !== null && !Array.isArray(event)) {
+    const id = (event as { id?: unknown }).id;
+    if ((typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isFinite(id))) {
+      const { type, condition } = entry.subscription;
+      keys.push(`ev:${JSON.stringify([type, canonicalJson(condition), String(id)])}`);
+    }
+  }
+  return keys;
+}
+
+/** JSON with object keys sorted at every level, so that equal conditions give equal strings. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

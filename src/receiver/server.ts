@@ -1,0 +1,240 @@
+/**
+ * The thin node:http shell around the webhook handler: reads the body with a size cap, enforces timeouts
+ * and an in-flight cap, converts to/from ReceiverRequest/ReceiverResponse, and closes gracefully.
+ * Nothing a client sends may crash it: every stream has an error listener and a partial body is never
+ * handed to the handler.
+ */
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { ConfigError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import type { WebhookHandler } from './handler.js';
+import { readBody, requestPath, toReceiverRequest } from './http-io.js';
+import type { ReceiverMetrics, ReceiverOutcome, ReceiverResponse } from './types.js';
+
+/** Server limits; every field has a default. Times in ms. */
+export interface ReceiverLimits {
+  /** Largest accepted body; larger gets 413 (Twitch's batched bodies are ≤ 250 KB). Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Time to receive the request headers. Default 10 000. */
+  headersTimeoutMs?: number;
+  /** Time to receive the whole request. Default 30 000. */
+  requestTimeoutMs?: number;
+  /** Idle keep-alive connections are closed after this. Default 5 000. */
+  keepAliveTimeoutMs?: number;
+  /** Requests handled at once; past it, 503. Default 1024. */
+  maxInFlight?: number;
+  /** Largest request head in bytes. Default: Node's (16 KiB). */
+  maxHeaderSize?: number;
+  /** How long `close()` lets in-flight requests finish before cutting connections. Default 10 000. */
+  closeTimeoutMs?: number;
+}
+
+export const DEFAULT_RECEIVER_LIMITS = Object.freeze({
+  maxBodyBytes: 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxInFlight: 1024,
+  closeTimeoutMs: 10_000,
+});
+
+export interface StartReceiverOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  handler: WebhookHandler;
+  logger?: Logger;
+  limits?: ReceiverLimits;
+  /** Counts what the adapter answers itself: `too_large`, `busy`, `aborted`. */
+  metrics?: ReceiverMetrics;
+  /** For the close deadline. Default systemClock. */
+  clock?: Clock;
+}
+
+export interface ReceiverStats {
+  /** Requests being read or handled now. */
+  inFlight: number;
+  /** Requests received since start. */
+  requests: number;
+  busy: number;
+  tooLarge: number;
+  /** Requests whose body did not arrive in full (client gone, timeout). */
+  aborted: number;
+  /** Unparsable requests, header/request timeouts and resets, answered by Node's parser layer. */
+  clientErrors: number;
+}
+
+export interface ReceiverServer {
+  address: { host: string; port: number };
+  /** `http://host:port` */
+  url: string;
+  /** Stops accepting, lets in-flight requests finish up to `closeTimeoutMs`, then cuts what is left. Idempotent. */
+  close(): Promise<void>;
+  /** Cuts every connection now. Idempotent. */
+  destroy(): Promise<void>;
+  readonly stats: Readonly<ReceiverStats>;
+}
+
+/**
+ * Listens on `host:port` and serves `handler`.
+ * @throws ConfigError (setting EVENTSUBD_LISTEN) when the address cannot be listened on.
+ */
+export async function startReceiver(options: StartReceiverOptions): Promise<ReceiverServer> {
+  const limits = { ...DEFAULT_RECEIVER_LIMITS, ...definedOnly(options.limits ?? {}) };
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError(`headersTimeoutMs must not exceed requestTimeoutMs: current value is ${limits.headersTimeoutMs}`);
+  }
+  const logger = options.logger ?? silentLogger;
+  const clock = options.clock ?? systemClock;
+  const stats: ReceiverStats = { inFlight: 0, requests: 0, busy: 0, tooLarge: 0, aborted: 0, clientErrors: 0 };
+  let closing = false;
+  const count = (outcome: ReceiverOutcome, field: 'busy' | 'tooLarge' | 'aborted'): void => {
+    stats[field] += 1;
+    options.metrics?.outcome(outcome);
+  };
+
+  const send = (res: ServerResponse, response: ReceiverResponse): void => {
+    if (res.headersSent || res.destroyed) return;
+    const headers: Record<string, string> = { ...response.headers };
+    const body = response.body === undefined ? undefined : Buffer.from(response.body);
+    if (body !== undefined && response.status !== 204 && response.status !== 304) headers['Content-Length'] = String(body.length);
+    if (closing) headers['Connection'] = 'close';
+    res.writeHead(response.status, headers);
+    res.end(response.status === 204 || response.status === 304 ? undefined : body);
+  };
+  const refuse = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void =>
+    send(res, { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...extra }, body: text });
+
+  const declaredTooLarge = (req: IncomingMessage): boolean =>
+    Number(req.headers['content-length'] ?? 0) > limits.maxBodyBytes;
+
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.on('error', () => {});
+    res.on('error', () => {});
+    stats.requests += 1;
+    if (stats.inFlight >= limits.maxInFlight) {
+      count('busy', 'busy');
+      refuse(res, 503, 'busy', { 'Retry-After': '1' });
+      return;
+    }
+    stats.inFlight += 1;
+    res.once('close', () => (stats.inFlight -= 1));
+    if (declaredTooLarge(req)) {
+      count('too_large', 'tooLarge');
+      refuse(res, 413, 'body too large');
+      return;
+    }
+    const body = await readBody(req, limits.maxBodyBytes);
+    if (body === 'too_large') {
+      count('too_large', 'tooLarge');
+      refuse(res, 413, 'body too large');
+      return;
+    }
+    if (body === 'aborted') {
+      count('aborted', 'aborted');
+      res.destroy();
+      return;
+    }
+    const response = await options.handler(toReceiverRequest(req, body));
+    send(res, response);
+  }
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    serve(req, res).catch((err: unknown) => {
+      logger.error('Receiver request failed', { err, path: requestPath(req.url) });
+      refuse(res, 500, 'internal error');
+    });
+  };
+
+  const server: Server = createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    // Node checks both timeouts on this period (default 30 s, which would blunt a 10 s headersTimeout).
+    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
+    ...(options.limits?.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.limits.maxHeaderSize }),
+  });
+  server.on('request', onRequest);
+  // Expect: 100-continue (curl sends it for large bodies): refuse an oversize body before it is sent.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (declaredTooLarge(req)) {
+      stats.requests += 1;
+      req.on('error', () => {});
+      res.on('error', () => {});
+      count('too_large', 'tooLarge');
+      refuse(res, 413, 'body too large');
+      return;
+    }
+    res.writeContinue();
+    onRequest(req, res);
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    stats.clientErrors += 1;
+    logger.debug('Receiver client error', { code: err.code });
+    if (err.code !== 'ECONNRESET' && socket.writable && socket.bytesWritten === 0) {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    }
+    socket.destroy();
+  });
+
+  await listen(server, options.host, options.port);
+  const { port } = server.address() as AddressInfo;
+  const host = options.host;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  logger.info('Receiver listening', { host, port });
+
+  let closed: Promise<void> | undefined;
+  const whenClosed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+  return {
+    address: { host, port },
+    url: `http://${urlHost}:${port}`,
+    get stats() {
+      return { ...stats };
+    },
+    close() {
+      closed ??= (async () => {
+        closing = true;
+        server.close();
+        server.closeIdleConnections();
+        const stop = new AbortController();
+        const deadline = clock.sleep(limits.closeTimeoutMs, stop.signal).then(
+          () => {
+            logger.warn('Receiver close deadline passed; cutting connections', { inFlight: stats.inFlight });
+            server.closeAllConnections();
+          },
+          () => {},
+        );
+        await whenClosed;
+        stop.abort();
+        await deadline;
+      })();
+      return closed;
+    },
+    async destroy() {
+      closing = true;
+      if (server.listening) server.close();
+      server.closeAllConnections();
+      await whenClosed;
+    },
+  };
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(new ConfigError(`Cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err, setting: 'EVENTSUBD_LISTEN' }));
+    };
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { after, describe, test } from 'node:test';
+import { Agent, request } from 'undici';
+import { startReceiver, type ReceiverLimits, type ReceiverServer } from '../../src/receiver/server.js';
+import type { ReceiverRequest } from '../../src/receiver/types.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { CHALLENGE, WEBHOOK_PATH, makeHandler, notificationBody, signedRequest, verificationBody } from './helpers.js';
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+process.on('unhandledRejection', onUnhandled);
+after(() => {
+  process.off('unhandledRejection', onUnhandled);
+  assert.deepEqual(unhandled, [], 'no unhandled rejection during the server tests');
+});
+
+type Fixture = ReturnType<typeof makeHandler> & { server: ReceiverServer; agent: Agent; calls: ReceiverRequest[] };
+
+async function start(t: { after(fn: () => unknown): void }, limits: ReceiverLimits = {}, clock?: FakeClock): Promise<Fixture> {
+  const fx = makeHandler();
+  const calls: ReceiverRequest[] = [];
+  const server = await startReceiver({
+    host: '127.0.0.1',
+    port: 0,
+    handler: (req) => {
+      calls.push(req);
+      return fx.handler(req);
+    },
+    limits,
+    ...(clock ? { clock } : {}),
+  });
+  const agent = new Agent({ keepAliveTimeout: 10, keepAliveMaxTimeout: 10 });
+  t.after(async () => {
+    await agent.destroy();
+    await server.destroy();
+  });
+  return { ...fx, server, agent, calls };
+}
+
+/** POSTs a ReceiverRequest (as built by signedRequest) over a real socket. */
+async function post(fx: Fixture, req: ReceiverRequest) {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+  const res = await request(fx.server.url + req.path, { method: 'POST', headers, body: req.body, dispatcher: fx.agent });
+  return { status: res.statusCode, headers: res.headers, body: await res.body.text() };
+}
+
+/** Writes raw bytes on a new connection; resolves with everything received once the server closes it. */
+function raw(port: number, data: string | Buffer, options: { keepOpen?: boolean } = {}) {
+  const socket = connect(port, '127.0.0.1');
+  let received = '';
+  socket.on('data', (c) => (received += c.toString('latin1')));
+  socket.on('error', () => {});
+  const closed = new Promise<string>((resolve) => socket.on('close', () => resolve(received)));
+  socket.write(data);
+  if (!options.keepOpen) socket.end();
+  return { socket, closed, received: () => received };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2_000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+function head(req: ReceiverRequest, contentLength: number, extra = ''): string {
+  let text = `POST ${req.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${contentLength}\r\n`;
+  for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') text += `${k}: ${v}\r\n`;
+  return text + extra + '\r\n';
+}
+
+describe('receiver server: end to end over 127.0.0.1', () => {
+  test('startReceiver() answers a signed notification with 204 after journaling it', async (t) => {
+    const fx = await start(t);
+    const res = await post(fx, signedRequest(fx.clock, { body: notificationBody(), messageId: 'e2e-1' }));
+    assert.equal(res.status, 204);
+    assert.equal(fx.journal.entries[0]?.message_id, 'e2e-1');
+    assert.equal(fx.calls[0]?.path, WEBHOOK_PATH);
+    assert.equal(fx.server.stats.requests, 1);
+  });
+
+  test('startReceiver() answers a challenge with the raw challenge, text/plain, Content-Length 32', async (t) => {
+    const fx = await start(t);
+    const res = await post(fx, signedRequest(fx.clock, { body: verificationBody(), type: 'webhook_callback_verification' }));
+    assert.equal(res.status, 200);
+    assert.equal(res.body, CHALLENGE);
+    assert.equal(res.headers['content-type'], 'text/plain');
+    assert.equal(res.headers['content-length'], '32');
+  });
+
+  test('startReceiver() passes the query-less path and serves routes; HEAD gets no body', async (t) => {
+    const fx = await start(t);
+    const res = await post(fx, { ...signedRequest(fx.clock, { body: notificationBody() }), path: `${WEBHOOK_PATH}?x=1` });
+    assert.equal(res.status, 204);
+    assert.equal(fx.calls[0]?.path, WEBHOOK_PATH);
+    const notFound = await request(`${fx.server.url}/nope`, { dispatcher: fx.agent });
+    assert.equal(notFound.statusCode, 404);
+    assert.equal(await notFound.body.text(), 'not found');
+    const get = await request(`${fx.server.url}${WEBHOOK_PATH}`, { dispatcher: fx.agent });
+    assert.equal(get.statusCode, 405);
+    assert.equal(get.headers.allow, 'POST');
+    await get.body.text();
+  });
+
+  test('startReceiver() keeps a repeated header visible: a doubled message id is 400, a doubled signature 403', async (t) => {
+    const fx = await start(t);
+    const req = signedRequest(fx.clock, { body: notificationBody() });
+    const body = req.body.toString();
+    const doubledId = raw(fx.server.address.port, head(req, req.body.length, 'twitch-eventsub-message-id: other\r\n') + body);
+    assert.match(await doubledId.closed, /^HTTP\/1\.1 400 /);
+    const sig = req.headers['twitch-eventsub-message-signature'] as string;
+    const doubledSig = raw(fx.server.address.port, head(req, req.body.length, `twitch-eventsub-message-signature: ${sig}\r\n`) + body);
+    assert.match(await doubledSig.closed, /^HTTP\/1\.1 403 /);
+    assert.equal(fx.journal.calls, 0);
+  });
+});
+
+describe('receiver server: limits', () => {
+  test('startReceiver() answers 413 as soon as Content-Length passes 1 MiB, without reading the body', async (t) => {
+    const fx = await start(t);
+    const req = signedRequest(fx.clock, { body: notificationBody() });
+    const conn = raw(fx.server.address.port, head(req, 1024 * 1024 + 1), { keepOpen: true });
+    const answer = await conn.closed;
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    assert.match(answer, /connection: close/i);
+    assert.equal(fx.calls.length, 0);
+    assert.equal(fx.server.stats.tooLarge, 1);
+  });
+
+  test('startReceiver() answers 413 when a chunked body passes 1 MiB, and never calls the handler', async (t) => {
+    const fx = await start(t);
+    async function* chunks() {
+      for (let i = 0; i < 40; i++) yield Buffer.alloc(64 * 1024, 0x20);
+    }
+    const res = await request(fx.server.url + WEBHOOK_PATH, { method: 'POST', body: Readable.from(chunks()), dispatcher: fx.agent });
+    assert.equal(res.statusCode, 413);
+    assert.equal(await res.body.text(), 'body too large');
+    assert.equal(fx.calls.length, 0);
+  });
+
+  test('startReceiver() answers 413 to a full 1 MiB + 1 body sent by a client and accepts exactly 1 MiB', async (t) => {
+    const fx = await start(t);
+    const body = notificationBody();
+    const big = signedRequest(fx.clock, { body: body + ' '.repeat(1024 * 1024 + 1 - body.length) });
+    assert.equal((await post(fx, big)).status, 413);
+    const exact = signedRequest(fx.clock, { body: body + ' '.repeat(1024 * 1024 - body.length) });
+    assert.equal((await post(fx, exact)).status, 204);
+    assert.equal(fx.journal.entries.length, 1);
+  });
+
+  test('startReceiver() refuses an oversize Expect: 100-continue request without sending 100', async (t) => {
+    const fx = await start(t);
+    const req = signedRequest(fx.clock, { body: notificationBody() });
+    const conn = raw(fx.server.address.port, head(req, 5 * 1024 * 1024, 'Expect: 100-continue\r\n'), { keepOpen: true });
+    const answer = await conn.closed;
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    assert.doesNotMatch(answer, /100 Continue/);
+  });
+
+  test('startReceiver() answers 503 past maxInFlight and serves again once below it', async (t) => {
+    const fx = await start(t, { maxInFlight: 1 });
+    const release = fx.journal.hold();
+    const first = post(fx, signedRequest(fx.clock, { body: notificationBody('e1') }));
+    await until(() => fx.journal.waiting === 1, 'the first append');
+    const second = await post(fx, signedRequest(fx.clock, { body: notificationBody('e2') }));
+    assert.equal(second.status, 503);
+    assert.equal(second.body, 'busy');
+    assert.equal(fx.server.stats.busy, 1);
+    release();
+    assert.equal((await first).status, 204);
+    assert.equal((await post(fx, signedRequest(fx.clock, { body: notificationBody('e3') }))).status, 204);
+  });
+});
+
+describe('receiver server: misbehaving clients', () => {
+  test('startReceiver() serves others while a client sends its headers slowly, then times that client out', async (t) => {
+    const fx = await start(t, { headersTimeoutMs: 100, requestTimeoutMs: 200 });
+    const slow = raw(fx.server.address.port, `POST ${WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\n`, { keepOpen: true });
+    const ok = await post(fx, signedRequest(fx.clock, { body: notificationBody() }));
+    assert.equal(ok.status, 204);
+    assert.equal(slow.received(), '', 'the slow client is still waiting');
+    assert.match(await slow.closed, /^HTTP\/1\.1 408 /);
+    assert.equal(fx.calls.length, 1);
+  });
+
+  test('startReceiver() survives a client that disconnects mid-body and journals nothing', async (t) => {
+    const fx = await start(t);
+    const req = signedRequest(fx.clock, { body: notificationBody() });
+    const conn = raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 50).toString(), { keepOpen: true });
+    await until(() => fx.server.stats.inFlight === 1, 'the request to start');
+    conn.socket.destroy();
+    await until(() => fx.server.stats.aborted === 1, 'the abort to be seen');
+    assert.equal(fx.calls.length, 0);
+    assert.equal(fx.journal.calls, 0);
+    assert.equal(fx.server.stats.inFlight, 0);
+    assert.equal((await post(fx, signedRequest(fx.clock, { body: notificationBody() }))).status, 204);
+  });
+
+  test('startReceiver() times out a body that arrives too slowly, without calling the handler', async (t) => {
+    const fx = await start(t, { headersTimeoutMs: 50, requestTimeoutMs: 100 });
+    const req = signedRequest(fx.clock, { body: notificationBody() });
+    const conn = raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 10).toString(), { keepOpen: true });
+    assert.match(await conn.closed, /^HTTP\/1\.1 408 /);
+    await until(() => fx.server.stats.aborted === 1, 'the abort to be counted');
+    assert.equal(fx.calls.length, 0);
+    assert.equal(fx.server.stats.inFlight, 0);
+  });
+
+  test('startReceiver() answers garbage with 400 and oversize headers with 431, and keeps serving', async (t) => {
+    const fx = await start(t, { maxHeaderSize: 4096 });
+    assert.match(await raw(fx.server.address.port, 'HELLO\r\n\r\n').closed, /^HTTP\/1\.1 400 /);
+    const huge = `GET /healthz HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(8192)}\r\n\r\n`;
+    assert.match(await raw(fx.server.address.port, huge).closed, /^HTTP\/1\.1 431 /);
+    assert.equal((await post(fx, signedRequest(fx.clock, { body: notificationBody() }))).status, 204);
+    assert.equal(fx.server.stats.clientErrors, 2);
+  });
+});
+
+describe('receiver server: closing', () => {
+  test('ReceiverServer.close() stops accepting, lets the in-flight request finish, then resolves', async (t) => {
+    const fx = await start(t);
+    const release = fx.journal.hold();
+    const inFlight = post(fx, signedRequest(fx.clock, { body: notificationBody() }));
+    await until(() => fx.journal.waiting === 1, 'the append');
+    let closed = false;
+    const closing = fx.server.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 5));
+    const refused = await new Promise<string>((resolve) => {
+      const s = connect(fx.server.address.port, '127.0.0.1');
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? ''));
+      s.on('connect', () => {
+        s.destroy();
+        resolve('connected');
+      });
+    });
+    assert.equal(refused, 'ECONNREFUSED');
+    assert.equal(closed, false);
+    release();
+    const res = await inFlight;
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.connection, 'close');
+    await closing;
+    assert.equal(fx.journal.entries.length, 1);
+    await fx.server.close();
+  });
+
+  test('ReceiverServer.close() cuts connections still busy at the deadline', async (t) => {
+    const clock = new FakeClock();
+    const fx = await start(t, { closeTimeoutMs: 5_000 }, clock);
+    const release = fx.journal.hold();
+    const inFlight = post(fx, signedRequest(fx.clock, { body: notificationBody() })).then(
+      (r) => r.status,
+      (err: { code?: string }) => err.code ?? 'error',
+    );
+    await until(() => fx.journal.waiting === 1, 'the append');
+    const closing = fx.server.close();
+    await until(() => clock.pending === 1, 'the close deadline to be armed');
+    assert.equal(clock.nextWake(), clock.now() + 5_000);
+    await clock.advance(5_000);
+    await closing;
+    assert.notEqual(await inFlight, 204);
+    release();
+  });
+
+  test('startReceiver() reports an address in use as CONFIG_INVALID for EVENTSUBD_LISTEN', async (t) => {
+    const fx = await start(t);
+    await assert.rejects(startReceiver({ host: '127.0.0.1', port: fx.server.address.port, handler: fx.handler }), {
+      code: 'CONFIG_INVALID',
+      setting: 'EVENTSUBD_LISTEN',
+    });
+  });
+});
