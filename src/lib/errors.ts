@@ -32,6 +32,7 @@ export const ERROR_CODES = Object.freeze({
   TWITCH_UNREACHABLE: { exit: EXIT.RUNTIME, meaning: 'network error or timeout talking to Twitch, after retries' },
   WEBHOOK_DELIVERY_FAILED: { exit: EXIT.RUNTIME, meaning: 'a signed webhook message (emulate, trigger) got no HTTP answer: network error or timeout' },
   STATE_DIR_UNUSABLE: { exit: EXIT.RUNTIME, meaning: 'the state directory or a file in it cannot be created, read or written' },
+  LISTEN_FAILED: { exit: EXIT.RUNTIME, meaning: 'the receiver cannot listen on EVENTSUBD_LISTEN (address in use, permission)' },
   JOURNAL_UNWRITABLE: { exit: EXIT.RUNTIME, meaning: 'the journal cannot be appended to or fsynced' },
   ABORTED: { exit: EXIT.RUNTIME, meaning: 'the operation was cancelled (shutdown or Ctrl-C)' },
   INTERNAL_ERROR: { exit: EXIT.RUNTIME, meaning: 'a bug: an error without a code reached the top' },

@@ -7,7 +7,7 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock } from '../lib/clock.js';
-import { ConfigError } from '../lib/errors.js';
+import { AppError, ConfigError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { WebhookHandler } from './handler.js';
 import { readBody, requestPath, toReceiverRequest } from './http-io.js';
@@ -79,7 +79,7 @@ export interface ReceiverServer {
 
 /**
  * Listens on `host:port` and serves `handler`.
- * @throws ConfigError (setting EVENTSUBD_LISTEN) when the address cannot be listened on.
+ * @throws AppError LISTEN_FAILED when the address cannot be listened on (exit 1: systemd may retry).
  */
 export async function startReceiver(options: StartReceiverOptions): Promise<ReceiverServer> {
   const limits = { ...DEFAULT_RECEIVER_LIMITS, ...definedOnly(options.limits ?? {}) };
@@ -225,7 +225,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new ConfigError(`Cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err, setting: 'EVENTSUBD_LISTEN' }));
+      reject(new AppError('LISTEN_FAILED', `Cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host, port }, () => {

@@ -263,11 +263,11 @@ describe('receiver server: closing', () => {
     release();
   });
 
-  test('startReceiver() reports an address in use as CONFIG_INVALID for EVENTSUBD_LISTEN', async (t) => {
+  test('startReceiver() reports an address in use as LISTEN_FAILED (exit 1, so systemd may retry)', async (t) => {
     const fx = await start(t);
     await assert.rejects(startReceiver({ host: '127.0.0.1', port: fx.server.address.port, handler: fx.handler }), {
-      code: 'CONFIG_INVALID',
-      setting: 'EVENTSUBD_LISTEN',
+      code: 'LISTEN_FAILED',
+      message: /^Cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE$/,
     });
   });
 });

@@ -1,0 +1,248 @@
+/**
+ * The durable journal (SPEC "The journal"): append-only JSON Lines segments under `STATE_DIR/journal`,
+ * one line per accepted notification or revocation, `seq` first and dense from 1. `append()` resolves only
+ * after an fdatasync covers the line (group commit: one fdatasync per batch of concurrent appends), so the
+ * receiver may answer Twitch 2xx as soon as it resolves.
+ *
+ * One process writes a journal at a time (the daemon holds the state directory); other processes open it
+ * with `readOnly: true`.
+ */
+import { AbortedError } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/logger.js';
+import { receivedAtMs } from './format.js';
+import { LatencyHistogram } from './latency-histogram.js';
+import { readRecords, type ReadPosition } from './reader.js';
+import { recoverSegments, refreshSegments, type RecoverOptions } from './recovery.js';
+import { SegmentSet } from './segment-set.js';
+import {
+  errMessage,
+  JournalError,
+  nodeJournalFs,
+  type JournalEntry,
+  type JournalFs,
+  type JournalOptions,
+  type JournalRecord,
+  type JournalStats,
+} from './types.js';
+import { SegmentWriter } from './writer.js';
+
+const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
+const DEFAULT_READ_LIMIT = 1000;
+const FOLLOW_BATCH = 256;
+
+/** The journal. Build it with `Journal.open()`; close it with `close()`. */
+export class Journal {
+  readonly #options: JournalOptions;
+  readonly #fs: JournalFs;
+  readonly #logger: Logger;
+  readonly #set: SegmentSet;
+  readonly #writer: SegmentWriter | undefined;
+  readonly #histogram: LatencyHistogram;
+  readonly #waiters = new Set<() => void>();
+  #refreshing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  private constructor(options: JournalOptions, fs: JournalFs, set: SegmentSet) {
+    this.#options = options;
+    this.#fs = fs;
+    this.#logger = options.logger ?? silentLogger;
+    this.#set = set;
+    this.#histogram = new LatencyHistogram();
+    this.#writer = options.readOnly
+      ? undefined
+      : new SegmentWriter({
+          fs,
+          dir: options.dir,
+          set,
+          logger: this.#logger,
+          segmentMaxBytes: options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX,
+          maxBatchEntries: options.durability === 'each' ? 1 : 4096,
+          histogram: this.#histogram,
+          monotonicNow: options.monotonicNow ?? (() => performance.now()),
+          onCommit: () => this.#wake(),
+          onRoll: () => this.#pruneQuietly(),
+        });
+  }
+
+  /**
+   * Opens (and creates, mode 0700) the journal directory and recovers: finds the head, drops a torn last
+   * line, applies retention.
+   * @throws JournalError (JOURNAL_UNWRITABLE) when the directory is unusable or a segment is corrupt
+   *   anywhere but in its last line.
+   */
+  static async open(options: JournalOptions): Promise<Journal> {
+    const fs: JournalFs = { ...nodeJournalFs, ...options.fs };
+    const set = new SegmentSet();
+    await recoverSegments(set, Journal.#recoverOptions(options, fs));
+    const journal = new Journal(options, fs, set);
+    if (!options.readOnly) await journal.#pruneQuietly();
+    return journal;
+  }
+
+  static #recoverOptions(options: JournalOptions, fs: JournalFs): RecoverOptions {
+    return { fs, dir: options.dir, logger: options.logger ?? silentLogger, readOnly: options.readOnly ?? false };
+  }
+
+  /** The last seq on disk; 0 when nothing was ever written. */
+  get head(): number {
+    return this.#set.head;
+  }
+
+  /** The oldest retained seq; `head + 1` when the journal holds nothing. */
+  get firstSeq(): number {
+    const first = this.#set.list.find((s) => s.size > 0);
+    return first ? first.firstSeq : this.#set.head + 1;
+  }
+
+  /** Whether appends are expected to succeed: open for writing, not closed, and the last batch did not fail (for /readyz). */
+  get writable(): boolean {
+    return this.#writer !== undefined && !this.#closing && !this.#writer.failing;
+  }
+
+  /**
+   * Appends one entry; resolves with its record once the line is written and fdatasynced.
+   * @throws JournalError (JOURNAL_UNWRITABLE) when the write or fsync fails (nothing of this entry is kept and
+   *   its seq goes to a later append), or when the journal is closed or read-only.
+   * @throws TypeError when the entry cannot be serialised as JSON.
+   */
+  async append(entry: JournalEntry): Promise<JournalRecord> {
+    if (!this.#writer) throw new JournalError('Cannot append to a journal opened read-only', { path: this.#options.dir });
+    if (this.#closing) throw new JournalError('Cannot append to the journal: it is closed', { path: this.#options.dir });
+    return this.#writer.enqueue(entry);
+  }
+
+  /**
+   * Records with seq > `since`, in order, at most `limit` (default 1000). Starts at the oldest retained
+   * record when `since` is older.
+   * @throws JournalError (STATE_DIR_UNUSABLE) when a segment cannot be read.
+   */
+  async read(since: number, limit = DEFAULT_READ_LIMIT): Promise<JournalRecord[]> {
+    if (this.#options.readOnly) await this.#refresh();
+    const { records } = await readRecords(this.#fs, this.#set, { since, limit });
+    return records;
+  }
+
+  /**
+   * The records after `since`, then every new one as it is committed: no gap, no duplicate. Reads in batches
+   * as the consumer iterates, so a slow consumer holds at most one batch in memory. Ends (without error)
+   * when `signal` aborts or the journal closes.
+   */
+  async *follow(since: number, signal: AbortSignal): AsyncIterable<JournalRecord> {
+    let after = since;
+    let position: ReadPosition | undefined;
+    while (!signal.aborted) {
+      const chunk = await readRecords(this.#fs, this.#set, { since: after, limit: FOLLOW_BATCH, position });
+      position = chunk.position;
+      for (const record of chunk.records) {
+        yield record;
+        after = record.seq;
+        if (signal.aborted) return;
+      }
+      if (chunk.records.length > 0) continue;
+      if (this.#closing) return;
+      await this.#waitBeyond(after, signal);
+    }
+  }
+
+  /** Records whose `received_at` is at or after `sinceReceivedAtMs` (epoch ms), oldest first: to rebuild dedup. */
+  async *recent(sinceReceivedAtMs: number): AsyncIterable<JournalRecord> {
+    const start = this.#set.list.find((s) => !(s.lastReceivedAtMs < sinceReceivedAtMs));
+    if (!start) return;
+    const until = this.#set.head;
+    let after = start.firstSeq - 1;
+    let position: ReadPosition | undefined;
+    while (after < until) {
+      const chunk = await readRecords(this.#fs, this.#set, { since: after, limit: FOLLOW_BATCH, position });
+      if (chunk.records.length === 0) return;
+      position = chunk.position;
+      for (const record of chunk.records) {
+        after = record.seq;
+        if (after > until) return;
+        if (receivedAtMs(record) >= sinceReceivedAtMs) yield record;
+      }
+    }
+  }
+
+  /** Removes sealed segments past the retention limits now; returns how many were removed. */
+  async prune(): Promise<number> {
+    const retention = this.#options.retention;
+    if (this.#options.readOnly || !retention) return 0;
+    const expired = this.#set.takeExpired(retention, this.#options.clock.now());
+    for (const seg of expired) {
+      try {
+        await this.#fs.unlink(seg.path);
+        this.#logger.info('Removed an old journal segment', { path: seg.path, firstSeq: seg.firstSeq, lastSeq: seg.lastSeq });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new JournalError(`Cannot remove journal segment ${seg.path}: ${errMessage(err)}`, { cause: err, path: seg.path });
+        }
+      }
+    }
+    return expired.length;
+  }
+
+  /** Counters for /status and /metrics. */
+  stats(): JournalStats {
+    const c = this.#writer?.counters ?? { appends: 0, fsyncs: 0, failures: 0, lastFsyncMs: 0 };
+    return {
+      ...c,
+      fsyncHistogram: this.#histogram.snapshot(),
+      bytes: this.#set.bytes,
+      segments: this.#set.list.length,
+      head: this.head,
+      firstSeq: this.firstSeq,
+    };
+  }
+
+  /** Writes every append already made, closes the files and ends every `follow`. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#writer?.close();
+      this.#wake();
+    })();
+    return this.#closing;
+  }
+
+  async #pruneQuietly(): Promise<void> {
+    try {
+      await this.prune();
+    } catch (err) {
+      this.#logger.warn('Journal retention failed; will retry at the next roll-over', { err });
+    }
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once head > `after`, the journal closes or `signal` aborts. */
+  async #waitBeyond(after: number, signal: AbortSignal): Promise<void> {
+    if (this.#options.readOnly) {
+      await this.#options.clock.sleep(this.#options.pollIntervalMs ?? 500, signal).catch((err: unknown) => {
+        if (!(err instanceof AbortedError)) throw err;
+      });
+      if (!signal.aborted) await this.#refresh();
+      return;
+    }
+    if (this.#set.head > after || this.#closing || signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.#waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Read-only mode: one look at the files at a time, shared by concurrent readers. */
+  #refresh(): Promise<void> {
+    this.#refreshing ??= refreshSegments(this.#set, Journal.#recoverOptions(this.#options, this.#fs)).finally(() => {
+      this.#refreshing = undefined;
+    });
+    return this.#refreshing;
+  }
+}

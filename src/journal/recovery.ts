@@ -1,0 +1,168 @@
+/**
+ * Opening the journal directory: list the segments, check that they chain (each sealed segment ends with
+ * the seq before the next one's name), scan the last segment line by line to find the head, and drop a torn
+ * last line (no trailing newline, or not JSON) left by a crash. Nothing acknowledged can be in a torn line:
+ * an append resolves only after the fdatasync that covers its whole line.
+ */
+import { dirname, join } from 'node:path';
+import type { Logger } from '../lib/logger.js';
+import { parseLine, parseSegmentName, receivedAtMs } from './format.js';
+import { readLastLine, scanSegment, syncDir } from './segment-io.js';
+import type { Segment, SegmentSet } from './segment-set.js';
+import { errMessage, JournalError, type JournalFs } from './types.js';
+
+export interface RecoverOptions {
+  fs: JournalFs;
+  dir: string;
+  logger: Logger;
+  /** Read-only: never create, truncate or delete; a torn tail is only skipped. */
+  readOnly: boolean;
+}
+
+/** Fills `set` from the files in `dir`. @throws JournalError (JOURNAL_UNWRITABLE) when unusable or corrupt. */
+export async function recoverSegments(set: SegmentSet, options: RecoverOptions): Promise<void> {
+  const { fs, dir, readOnly } = options;
+  let names: string[];
+  try {
+    if (!readOnly) await createDir(fs, dir);
+    names = await fs.readdir(dir);
+  } catch (err) {
+    if (readOnly && (err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new JournalError(`Cannot open the journal directory ${dir}: ${errMessage(err)}`, { cause: err, path: dir });
+  }
+  const files = segmentFiles(dir, names);
+  for (let i = 0; i < files.length; i++) {
+    const { firstSeq, path } = files[i]!;
+    const next = files[i + 1]?.firstSeq;
+    const seg = next === undefined ? await recoverLast(path, firstSeq, options) : await inspectSealed(path, firstSeq, next, options);
+    if (seg) set.list.push(seg);
+  }
+  const last = set.list.at(-1);
+  set.head = last ? last.lastSeq : 0;
+}
+
+/** mkdir -p with mode 0700; the parents of what it created are fsynced so that the new entries persist. */
+async function createDir(fs: JournalFs, dir: string): Promise<void> {
+  const created = await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (typeof created !== 'string') return;
+  for (let d = dir; ; d = dirname(d)) {
+    await syncDir(fs, dirname(d));
+    if (d === created || dirname(d) === d) break;
+  }
+}
+
+/** A sealed segment: its last line must be the seq just before the next segment's first. */
+async function inspectSealed(path: string, firstSeq: number, nextFirst: number, options: RecoverOptions): Promise<Segment | undefined> {
+  const handle = await openOrThrow(options, path);
+  try {
+    const { size } = await handle.stat();
+    if (size === 0 && nextFirst === firstSeq) {
+      // An empty file left by a roll that a crash interrupted, superseded since: it holds nothing.
+      if (!options.readOnly) await options.fs.unlink(path).catch(() => undefined);
+      return undefined;
+    }
+    const line = await readLastLine(handle, size);
+    const record = line === undefined ? undefined : parseLine(line);
+    if (!record || record.seq !== nextFirst - 1) {
+      const found = record ? `seq ${record.seq}` : 'no complete last line';
+      throw new JournalError(`Journal segment ${path} is corrupt: it should end with seq ${nextFirst - 1}, found ${found}`, { path });
+    }
+    return { firstSeq, path, size, lastSeq: record.seq, lastReceivedAtMs: receivedAtMs(record) };
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** The last (active) segment: full scan; a torn tail is truncated away (and fsynced). */
+async function recoverLast(path: string, firstSeq: number, options: RecoverOptions): Promise<Segment> {
+  const handle = await openOrThrow(options, path);
+  try {
+    const { size } = await handle.stat();
+    const scan = await scanSegment(handle, { path, start: 0, expectedSeq: firstSeq, size });
+    if (scan.tornBytes > 0 && !options.readOnly) {
+      try {
+        await handle.truncate(scan.goodEnd);
+        await handle.datasync();
+      } catch (err) {
+        throw new JournalError(`Cannot truncate the torn tail of ${path}: ${errMessage(err)}`, { cause: err, path });
+      }
+      options.logger.warn('Dropped a torn last line from the journal', { path, bytes: scan.tornBytes, head: scan.lastSeq });
+    }
+    return { firstSeq, path, size: scan.goodEnd, lastSeq: scan.lastSeq, lastReceivedAtMs: scan.lastReceivedAtMs };
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+async function openOrThrow(options: RecoverOptions, path: string): ReturnType<JournalFs['open']> {
+  try {
+    return await options.fs.open(path, options.readOnly ? 'r' : 'r+');
+  } catch (err) {
+    throw new JournalError(`Cannot open journal segment ${path}: ${errMessage(err)}`, { cause: err, path });
+  }
+}
+
+/** The segment files among `names`, oldest first. */
+function segmentFiles(dir: string, names: readonly string[]): { firstSeq: number; path: string }[] {
+  const out: { firstSeq: number; path: string }[] = [];
+  for (const name of names) {
+    const firstSeq = parseSegmentName(name);
+    if (firstSeq !== undefined) out.push({ firstSeq, path: join(dir, name) });
+  }
+  return out.sort((a, b) => a.firstSeq - b.firstSeq);
+}
+
+/**
+ * Read-only mode: picks up what another process appended since the last look (new lines, new segments,
+ * segments removed by its retention). Sealed segments already known are not read again; a partial last
+ * line is left for a later look.
+ */
+export async function refreshSegments(set: SegmentSet, options: RecoverOptions): Promise<void> {
+  let names: string[];
+  try {
+    names = await options.fs.readdir(options.dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new JournalError(`Cannot read the journal directory ${options.dir}: ${errMessage(err)}`, { cause: err, path: options.dir });
+  }
+  const files = segmentFiles(options.dir, names);
+  const lastKnown = set.list.at(-1)?.firstSeq ?? 0;
+  const list: Segment[] = [];
+  for (const { firstSeq, path } of files) {
+    const known = set.list.find((s) => s.firstSeq === firstSeq);
+    if (known && firstSeq < lastKnown) {
+      list.push(known);
+      continue;
+    }
+    const from = known ?? { size: 0, lastSeq: firstSeq - 1, lastReceivedAtMs: Number.NaN };
+    const seg = await rescan(path, firstSeq, from, options);
+    if (seg) list.push(seg);
+  }
+  set.list.splice(0, set.list.length, ...list);
+  set.head = list.at(-1)?.lastSeq ?? set.head;
+}
+
+async function rescan(
+  path: string,
+  firstSeq: number,
+  from: Pick<Segment, 'size' | 'lastSeq' | 'lastReceivedAtMs'>,
+  options: RecoverOptions,
+): Promise<Segment | undefined> {
+  let handle;
+  try {
+    handle = await options.fs.open(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed by retention meanwhile
+    throw new JournalError(`Cannot open journal segment ${path}: ${errMessage(err)}`, { cause: err, path });
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size === from.size) return { firstSeq, path, ...from };
+    // Shorter than last seen: the writer truncated a failed batch; read the segment again from the start.
+    const start = size < from.size ? { start: 0, expectedSeq: firstSeq } : { start: from.size, expectedSeq: from.lastSeq + 1, lastReceivedAtMs: from.lastReceivedAtMs };
+    const scan = await scanSegment(handle, { path, size, ...start });
+    return { firstSeq, path, size: scan.goodEnd, lastSeq: scan.lastSeq, lastReceivedAtMs: scan.lastReceivedAtMs };
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}

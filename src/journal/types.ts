@@ -1,0 +1,123 @@
+/**
+ * The journal's public types (SPEC "The journal"), its error, and the file-system seam that tests use to
+ * inject faults (a failing write or fdatasync, a directory that refuses new segments).
+ */
+import * as fsp from 'node:fs/promises';
+import type { Clock } from '../lib/clock.js';
+import { AppError, type AppErrorOptions } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+
+/** What the receiver appends: one accepted notification or revocation. */
+export interface JournalEntry {
+  message_id: string;
+  message_type: 'notification' | 'revocation';
+  /** ISO 8601 time the receiver accepted the message. */
+  received_at: string;
+  subscription: { id: string; type: string; version: string; condition: Record<string, unknown>; status?: string };
+  /** The event of a notification. */
+  event?: unknown;
+  /** The events of a batched `drop.entitlement.grant` notification. */
+  events?: unknown[];
+}
+
+/** A journal line: the entry plus its `seq` (1, 2, 3... across segments), serialised with `seq` first. */
+export interface JournalRecord extends JournalEntry {
+  seq: number;
+}
+
+/** The subset of a `node:fs/promises` FileHandle the journal uses. */
+export interface JournalFileHandle {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  truncate(len: number): Promise<void>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+
+/** The subset of `node:fs/promises` the journal uses; replaced in tests to inject faults. */
+export interface JournalFs {
+  open(path: string, flags: string, mode?: number): Promise<JournalFileHandle>;
+  readdir(path: string): Promise<string[]>;
+  mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
+  unlink(path: string): Promise<void>;
+}
+
+/** The real file system. */
+export const nodeJournalFs: JournalFs = {
+  open: (path, flags, mode) => fsp.open(path, flags, mode),
+  readdir: (path) => fsp.readdir(path),
+  mkdir: (path, options) => fsp.mkdir(path, options),
+  unlink: (path) => fsp.unlink(path),
+};
+
+export interface JournalOptions {
+  /** `STATE_DIR/journal`; created with mode 0700 if missing. */
+  dir: string;
+  clock: Clock;
+  logger?: Logger | undefined;
+  /** A segment that has reached this size is sealed and the next batch starts a new one. Default 64 MiB. */
+  segmentMaxBytes?: number;
+  /** Whole sealed segments past either limit are removed, oldest first, on roll-over, on open and on `prune()`. */
+  retention?: { maxBytes?: number | undefined; maxAgeMs?: number | undefined } | undefined;
+  /** `group` (default): one fdatasync covers every append that arrived meanwhile. `each`: one per append. */
+  durability?: 'group' | 'each';
+  /**
+   * Open for reading only (e.g. `events tail` while the daemon runs): no recovery truncation, no retention,
+   * `append()` rejects, and `follow()` polls the files every `pollIntervalMs` (default 500) instead of
+   * waiting for in-process appends.
+   */
+  readOnly?: boolean;
+  pollIntervalMs?: number;
+  /** File-system seam for tests. Default: node:fs/promises. */
+  fs?: Partial<JournalFs>;
+  /** Monotonic milliseconds for fsync latency. Default: `performance.now()`. */
+  monotonicNow?: () => number;
+}
+
+/** Cumulative fsync latency histogram (Prometheus style): `counts[i]` fsyncs took at most `boundsMs[i]`. */
+export interface FsyncHistogram {
+  boundsMs: readonly number[];
+  counts: number[];
+  count: number;
+  sumMs: number;
+}
+
+export interface JournalStats {
+  /** Records written and fsynced since open. */
+  appends: number;
+  /** Successful fdatasync calls on segment files since open (one per committed batch). */
+  fsyncs: number;
+  /** Batches whose write or fsync failed (their appends were rejected). */
+  failures: number;
+  /** Duration of the latest fdatasync, ms. */
+  lastFsyncMs: number;
+  fsyncHistogram: FsyncHistogram;
+  /** Bytes in retained segments. */
+  bytes: number;
+  /** Number of retained segment files. */
+  segments: number;
+  head: number;
+  firstSeq: number;
+}
+
+/**
+ * A journal failure. `JOURNAL_UNWRITABLE` for opening, appending and fsyncing (including a journal whose
+ * files are corrupt beyond a torn last line); `STATE_DIR_UNUSABLE` when a segment cannot be read.
+ */
+export class JournalError extends AppError {
+  readonly path: string | undefined;
+  constructor(
+    message: string,
+    options: AppErrorOptions & { code?: 'JOURNAL_UNWRITABLE' | 'STATE_DIR_UNUSABLE'; path?: string } = {},
+  ) {
+    super(options.code ?? 'JOURNAL_UNWRITABLE', message, options);
+    this.path = options.path;
+  }
+}
+
+/** The message of an fs error, for one-line error messages. */
+export function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

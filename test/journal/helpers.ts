@@ -1,0 +1,89 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { JournalEntry, JournalFileHandle, JournalFs } from '../../src/journal/types.js';
+
+/** A fresh temporary directory, removed after the test; the journal goes in `<tmp>/journal`. */
+export function tempJournalDir(t: TestContext): string {
+  const root = mkdtempSync(join(tmpdir(), 'eventsubd-journal-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  return join(root, 'journal');
+}
+
+/** A notification entry numbered `i`. */
+export function entry(i: number, receivedAt = '2026-11-24T10:00:00.000Z'): JournalEntry {
+  return {
+    message_id: `msg-${i}`,
+    message_type: 'notification',
+    received_at: receivedAt,
+    subscription: { id: 'sub-1', type: 'stream.online', version: '1', condition: { broadcaster_user_id: '1234' } },
+    event: { id: `ev-${i}`, n: i, text: 'caf\u00e9 \u2603 "quoted"\nnewline' },
+  };
+}
+
+/** Every line of every segment in `dir`, in file order. */
+export function allLines(dir: string): string[] {
+  const lines: string[] = [];
+  for (const name of segmentNames(dir)) {
+    const text = readFileSync(join(dir, name), 'utf8');
+    lines.push(...text.split('\n').filter((l) => l.length > 0));
+  }
+  return lines;
+}
+
+export function segmentNames(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => n.endsWith('.jsonl'))
+    .sort();
+}
+
+/** Switches that make the injected fs fail, and counters of what it did. */
+export interface FaultSwitch {
+  failWrite?: 'throw' | 'partial' | undefined;
+  failDatasync?: boolean;
+  failOpenWx?: boolean;
+  failTruncate?: boolean;
+  datasyncs: number;
+}
+
+function enospc(what: string): NodeJS.ErrnoException {
+  const err = new Error(`ENOSPC: no space left on device, ${what}`) as NodeJS.ErrnoException;
+  err.code = 'ENOSPC';
+  return err;
+}
+
+/** A file system (the real one underneath) whose writes, fsyncs, truncates and segment creation can fail. */
+export async function faultyFs(faults: FaultSwitch): Promise<Partial<JournalFs>> {
+  const fsp = await import('node:fs/promises');
+  return {
+    async open(path, flags, mode) {
+      if (flags === 'wx' && faults.failOpenWx) throw enospc(`open '${path}'`);
+      const real = await fsp.open(path, flags, mode);
+      const handle: JournalFileHandle = {
+        read: (b, o, l, p) => real.read(b, o, l, p),
+        async write(b, o, l, p) {
+          if (faults.failWrite === 'throw') throw enospc('write');
+          if (faults.failWrite === 'partial') {
+            await real.write(b, o, Math.max(1, Math.floor(l / 2)), p);
+            throw enospc('write');
+          }
+          return real.write(b, o, l, p);
+        },
+        async datasync() {
+          if (faults.failDatasync) throw enospc('fdatasync');
+          faults.datasyncs += 1;
+          return real.datasync();
+        },
+        sync: () => real.sync(),
+        async truncate(len) {
+          if (faults.failTruncate) throw enospc('ftruncate');
+          return real.truncate(len);
+        },
+        stat: () => real.stat(),
+        close: () => real.close(),
+      };
+      return handle;
+    },
+  };
+}
