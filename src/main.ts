@@ -52,6 +52,21 @@ const code = await runCli({
   version: VERSION,
   signal: controller.signal,
   stopped,
+  process: {
+    pid: process.pid,
+    isAlive(pid) {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
+    onHangup(listener) {
+      process.on('SIGHUP', listener);
+      return () => process.off('SIGHUP', listener);
+    },
+  },
 });
 process.exitCode = code;
 // Let stdout drain, then leave even if a stray handle (keep-alive socket) is still open.

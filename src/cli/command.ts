@@ -54,6 +54,15 @@ export interface CommandContext {
   dispatcher?: Dispatcher | undefined;
   /** Resolves when the process is asked to stop (long-running commands). */
   stopped: Promise<void>;
+  process: ProcessControl;
+}
+
+/** The few process facts a long-running command needs; supplied by main.ts. */
+export interface ProcessControl {
+  pid: number;
+  isAlive(pid: number): boolean;
+  /** Registers a SIGHUP listener; returns a function that removes it. */
+  onHangup(listener: () => void): () => void;
 }
 
 export function commandName(spec: CommandSpec): string {

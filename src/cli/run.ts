@@ -10,7 +10,7 @@ import { buildTwitchStack, type TwitchStack } from '../daemon/twitch-stack.js';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError, EXIT, toAppError, UsageError } from '../lib/errors.js';
 import { createJsonLogger, Redactor, type LogLevel } from '../lib/logger.js';
-import { type CommandContext, type CommandSpec, type ParsedArgs } from './command.js';
+import { type CommandContext, type CommandSpec, type ParsedArgs, type ProcessControl } from './command.js';
 import { COMMANDS } from './commands.js';
 import { commandHelp, globalHelp, groupHelp } from './help.js';
 import { Output, type TextSink } from './output.js';
@@ -27,6 +27,7 @@ export interface CliProcess {
   version: string;
   signal: AbortSignal;
   stopped: Promise<void>;
+  process: ProcessControl;
   dispatcher?: Dispatcher;
 }
 
@@ -79,6 +80,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
       env,
       dispatcher: proc.dispatcher,
       stopped: proc.stopped,
+      process: proc.process,
       config: getConfig,
       async twitch() {
         if (!stack) {

@@ -21,6 +21,8 @@ export const DEFAULTS = Object.freeze({
   TWITCH_AUTH_URL: 'https://id.twitch.tv/oauth2',
   TWITCH_API_URL: 'https://api.twitch.tv/helix',
   EVENTSUBD_LOG_LEVEL: 'info',
+  EVENTSUBD_JOURNAL_MAX_BYTES: String(1024 ** 3),
+  EVENTSUBD_JOURNAL_MAX_AGE_DAYS: '7',
 });
 
 export interface ListenAddress {
@@ -43,6 +45,9 @@ export interface Config {
   authUrl: string;
   apiUrl: string;
   logLevel: LogLevel;
+  /** Journal retention: whole old segments go once the journal is bigger than this, or older. */
+  journalMaxBytes: number;
+  journalMaxAgeMs: number;
   /** True when the Helix base is a loopback address (emulator, tests): relaxes the https:443 callback rule. */
   apiIsLoopback: boolean;
 }
@@ -105,6 +110,16 @@ const Schema = z.object({
     .refine((v) => validateCron(v), 'EVENTSUBD_RECONCILE_CRON must be a valid cron expression (e.g. "*/10 * * * *")'),
   TWITCH_AUTH_URL: httpUrl('TWITCH_AUTH_URL'),
   TWITCH_API_URL: httpUrl('TWITCH_API_URL'),
+  EVENTSUBD_JOURNAL_MAX_BYTES: z
+    .string()
+    .regex(/^\d+$/, 'EVENTSUBD_JOURNAL_MAX_BYTES must be a whole number of bytes')
+    .transform(Number)
+    .refine((n) => n >= 1024 * 1024, 'EVENTSUBD_JOURNAL_MAX_BYTES must be at least 1048576 (1 MiB)'),
+  EVENTSUBD_JOURNAL_MAX_AGE_DAYS: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be a number of days')
+    .transform(Number)
+    .refine((n) => n > 0, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be more than 0'),
   EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
     error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
   }),
@@ -151,6 +166,8 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
     authUrl: s.TWITCH_AUTH_URL.replace(/\/+$/, ''),
     apiUrl: s.TWITCH_API_URL.replace(/\/+$/, ''),
     logLevel: s.EVENTSUBD_LOG_LEVEL,
+    journalMaxBytes: s.EVENTSUBD_JOURNAL_MAX_BYTES,
+    journalMaxAgeMs: Math.round(s.EVENTSUBD_JOURNAL_MAX_AGE_DAYS * 86_400_000),
     apiIsLoopback,
   };
   return Object.freeze(config);

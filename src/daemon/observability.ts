@@ -1,0 +1,60 @@
+/**
+ * The daemon's metrics (Prometheus, `/metrics`) and its `/status` document. Values are codes, statuses
+ * and numbers only: no token, secret or payload ever becomes a label or a field.
+ */
+import type { Journal } from '../journal/journal.js';
+import { Registry } from '../lib/metrics.js';
+import type { TokenManager } from '../auth/token-manager.js';
+import type { Subscription } from '../twitch/wire.js';
+import type { SyncReport } from './sync-scheduler.js';
+import type { HelixEventSubClient } from '../twitch/helix.js';
+
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  readonly requests = this.registry.counter('eventsubd_webhook_requests_total', 'Webhook requests by outcome');
+  readonly revocations = this.registry.counter('eventsubd_revocations_total', 'Revocations received, by status');
+  readonly helixCalls = this.registry.counter('eventsubd_helix_requests_total', 'Helix requests by method and status');
+  readonly syncs = this.registry.counter('eventsubd_syncs_total', 'Subscription syncs by result');
+  readonly subscriptions = this.registry.gauge('eventsubd_subscriptions', 'Subscriptions listed by the last sync (before its changes), by status');
+  readonly cost = this.registry.gauge('eventsubd_subscription_cost', 'total_cost and max_total_cost at the last sync');
+
+  constructor(sources: { journal: Journal; tokens: TokenManager; helix: HelixEventSubClient; clock: { now(): number } }) {
+    const { journal, tokens, helix, clock } = sources;
+    this.registry.gauge('eventsubd_journal_head_seq', 'Last journal sequence number on disk', (g) => g.set(journal.head));
+    this.registry.gauge('eventsubd_journal_appends_total', 'Journal appends since start', (g) => g.set(journal.stats().appends));
+    this.registry.gauge('eventsubd_journal_fsyncs_total', 'Journal fsyncs since start (group commit: fewer than appends)', (g) =>
+      g.set(journal.stats().fsyncs),
+    );
+    this.registry.gauge('eventsubd_journal_last_fsync_seconds', 'Duration of the last journal fsync', (g) =>
+      g.set(journal.stats().lastFsyncMs / 1000),
+    );
+    this.registry.gauge('eventsubd_token_mints_total', 'App tokens minted since start', (g) => g.set(tokens.stats.mints));
+    this.registry.gauge('eventsubd_token_validations_total', 'Token validations since start', (g) => g.set(tokens.stats.validations));
+    this.registry.gauge('eventsubd_token_expiry_seconds', 'Seconds until the current app token expires (absent: none)', (g) => {
+      g.reset();
+      const s = tokens.status();
+      if (s.expiresAt !== undefined && s.expiresAt < Number.MAX_SAFE_INTEGER) g.set((s.expiresAt - clock.now()) / 1000);
+    });
+    this.registry.gauge('eventsubd_ratelimit_remaining', 'Helix rate-limit points left, as last seen', (g) => {
+      g.reset();
+      const snap = helix.pacer.snapshot();
+      if (snap.remaining !== undefined) g.set(snap.remaining);
+    });
+  }
+
+  recordSync(report: SyncReport): void {
+    this.syncs.inc({ result: report.result });
+    if (report.cost) {
+      this.cost.set(report.cost.current, { kind: 'total' });
+      if (report.cost.max !== undefined) this.cost.set(report.cost.max, { kind: 'max' });
+    }
+  }
+
+  /** Subscriptions by status, as listed by the last sync. */
+  recordListing(listed: readonly Subscription[]): void {
+    this.subscriptions.reset();
+    const byStatus = new Map<string, number>();
+    for (const s of listed) byStatus.set(s.status, (byStatus.get(s.status) ?? 0) + 1);
+    for (const [status, n] of byStatus) this.subscriptions.set(n, { status });
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The daemon's own GET routes on the receiver's port: `/healthz`, `/readyz`, `/status`, `/metrics`, and the
+ * one-line summary sent as systemd's `STATUS=`. Never a secret: token state is shown by fingerprint and code.
+ */
+import type { TokenManager } from '../auth/token-manager.js';
+import type { Journal } from '../journal/journal.js';
+import type { ReceiverServer } from '../receiver/server.js';
+import type { ReceiverResponse } from '../receiver/types.js';
+import type { DaemonMetrics } from './observability.js';
+import type { SyncScheduler } from './sync-scheduler.js';
+
+interface RouteSources {
+  daemon: { closing: boolean; startedAt: number };
+  journal: Journal;
+  tokens: TokenManager;
+  scheduler: SyncScheduler;
+  metrics: DaemonMetrics;
+  receiver: () => ReceiverServer | undefined;
+}
+
+const json = (status: number, value: unknown): ReceiverResponse => ({
+  status,
+  headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' },
+  body: JSON.stringify(value),
+});
+
+const iso = (ms: number | undefined): string | null =>
+  ms === undefined || ms >= Number.MAX_SAFE_INTEGER ? null : new Date(ms).toISOString();
+
+export function daemonRoutes(s: RouteSources): Record<string, () => ReceiverResponse> {
+  return {
+    '/healthz': () => json(200, { ok: true }),
+    // Ready = can accept and journal deliveries. A token outage does not make it unready (SPEC.md).
+    '/readyz': () => {
+      const ready = !s.daemon.closing && s.journal.writable && s.receiver() !== undefined;
+      return json(ready ? 200 : 503, { ready, journal_writable: s.journal.writable, closing: s.daemon.closing });
+    },
+    '/status': () => json(200, statusDocument(s)),
+    '/metrics': () => ({
+      status: 200,
+      headers: { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' },
+      body: s.metrics.registry.render(),
+    }),
+  };
+}
+
+export function statusDocument(s: RouteSources): Record<string, unknown> {
+  const t = s.tokens.status();
+  const last = s.scheduler.last;
+  const j = s.journal.stats();
+  const r = s.receiver()?.stats;
+  return {
+    token: {
+      state: t.state,
+      origin: t.origin ?? null,
+      fingerprint: t.fingerprint ?? null,
+      expires_at: iso(t.expiresAt),
+      validated_at: iso(t.validatedAt),
+      error: t.lastError ? { code: t.lastError.code, message: t.lastError.message } : null,
+    },
+    sync: last
+      ? {
+          managed: s.scheduler.enabled,
+          reason: last.reason,
+          started_at: iso(last.startedAt),
+          finished_at: iso(last.finishedAt),
+          result: last.result,
+          counts: last.counts ?? null,
+          applied: last.applied ?? null,
+          blocked: last.blocked ?? [],
+          cost: last.cost ?? null,
+          error: last.error ?? null,
+        }
+      : { managed: s.scheduler.enabled, result: null },
+    journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs },
+    delivery: {},
+    receiver: r ? { in_flight: r.inFlight, requests: r.requests } : null,
+    started_at: iso(s.daemon.startedAt),
+  };
+}
+
+/** `token ok; sync ok (12 kept, 1 created); journal seq 42` — what `systemctl status` shows. */
+export function statusLine(s: { tokens?: TokenManager | undefined; scheduler?: SyncScheduler | undefined; journal?: Journal | undefined }): string {
+  const parts: string[] = [];
+  if (s.tokens) {
+    const t = s.tokens.status();
+    parts.push(`token ${t.state}${t.lastError ? ` (${t.lastError.code})` : ''}`);
+  }
+  const last = s.scheduler?.last;
+  if (s.scheduler && !s.scheduler.enabled) parts.push('no subscriptions file');
+  else if (last) {
+    const c = last.counts ?? {};
+    parts.push(
+      last.result === 'error'
+        ? `sync error (${last.error?.code})`
+        : `sync ${last.result} (${c.keep ?? 0} kept, ${c.create ?? 0} created, ${c.recreate ?? 0} recreated, ${c.delete ?? 0} deleted, ${c.blocked ?? 0} blocked)`,
+    );
+  } else parts.push('sync pending');
+  if (s.journal) parts.push(`journal seq ${s.journal.head}`);
+  return parts.join('; ');
+}

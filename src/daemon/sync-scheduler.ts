@@ -1,0 +1,175 @@
+/**
+ * Runs the daemon's subscription syncs: on start, on the cron schedule, on SIGHUP and soon after a
+ * recoverable revocation. Never two at once: a request that arrives during a run makes exactly one more run
+ * afterwards. A run that fails for a transient reason (token outage, Twitch unreachable) is retried with
+ * capped backoff, so the daemon recovers by itself without a restart.
+ */
+import { loadSubscriptionsFile } from '../config/subscriptions-file.js';
+import type { Clock } from '../lib/clock.js';
+import { AppError, toAppError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { backoffDelay } from '../lib/retry.js';
+import { planSummary } from '../subscriptions/plan.js';
+import { syncSubscriptions } from '../subscriptions/sync.js';
+import type { EventSubApi } from '../twitch/types.js';
+import type { Subscription } from '../twitch/wire.js';
+
+export interface SyncReport {
+  reason: string;
+  startedAt: number;
+  finishedAt: number;
+  result: 'ok' | 'partial' | 'error';
+  counts?: Record<string, number>;
+  applied?: { created: number; adopted: number; recreated: number; deleted: number; failed: number };
+  blocked?: Array<{ id: string; type: string; status: string }>;
+  cost?: { current: number; projected: number; max: number | undefined };
+  error?: { code: string; message: string };
+}
+
+export interface SyncSchedulerOptions {
+  api: EventSubApi;
+  /** Path of the subscriptions file; undefined: manage nothing (no sync runs). */
+  file: string | undefined;
+  callbackUrl: string | undefined;
+  secret: string | undefined;
+  prune: boolean;
+  clock: Clock;
+  logger: Logger;
+  random?: () => number;
+  onReport?: (report: SyncReport) => void;
+  onSubscriptions?: (subs: readonly Subscription[]) => void;
+}
+
+/** Codes after which a sync is retried soon: they heal by themselves. Others wait for the next trigger. */
+const TRANSIENT = new Set(['TOKEN_UNAVAILABLE', 'TWITCH_UNREACHABLE', 'TWITCH_HTTP_ERROR', 'TWITCH_RATE_LIMITED', 'TWITCH_UNAUTHORIZED']);
+
+export class SyncScheduler {
+  readonly #o: SyncSchedulerOptions;
+  #running: Promise<void> | undefined;
+  #pending: string | undefined;
+  #failures = 0;
+  #closed = false;
+  readonly #abort = new AbortController();
+  last: SyncReport | undefined;
+
+  constructor(options: SyncSchedulerOptions) {
+    this.#o = options;
+  }
+
+  get enabled(): boolean {
+    return this.#o.file !== undefined;
+  }
+
+  /** Asks for a sync; coalesces with a run in progress. Resolves when the run that covers it has finished. */
+  request(reason: string): Promise<void> {
+    if (this.#closed || !this.enabled) return Promise.resolve();
+    if (this.#running) {
+      this.#pending ??= reason;
+      return this.#running;
+    }
+    this.#running = this.#loop(reason).finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  /** Asks for a sync after `delayMs` (used after a recoverable revocation, to let Twitch settle). */
+  requestAfter(delayMs: number, reason: string): void {
+    this.#o.clock.sleep(delayMs, this.#abort.signal).then(
+      () => void this.request(reason),
+      () => {},
+    );
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort(new Error('closing'));
+    await this.#running?.catch(() => {});
+  }
+
+  async #loop(reason: string): Promise<void> {
+    let next: string | undefined = reason;
+    while (next !== undefined && !this.#closed) {
+      const report = await this.#runOnce(next);
+      next = this.#pending;
+      this.#pending = undefined;
+      if (report.result === 'error' && report.error && TRANSIENT.has(report.error.code) && next === undefined) {
+        this.#failures += 1;
+        const wait = backoffDelay(this.#failures, { baseMs: 1000, maxMs: 300_000, random: this.#o.random });
+        this.#o.logger.warn('Sync failed; retrying', { code: report.error.code, retry_in_ms: wait });
+        try {
+          await this.#o.clock.sleep(wait, this.#abort.signal);
+        } catch {
+          return;
+        }
+        next = this.#pending ?? 'retry';
+        this.#pending = undefined;
+      } else if (report.result !== 'error') {
+        this.#failures = 0;
+      }
+    }
+  }
+
+  async #runOnce(reason: string): Promise<SyncReport> {
+    const o = this.#o;
+    const startedAt = o.clock.now();
+    try {
+      if (!o.callbackUrl || !o.secret) {
+        throw new AppError('CONFIG_INVALID', 'EVENTSUB_CALLBACK_URL and EVENTSUB_SECRET are required to sync webhook subscriptions');
+      }
+      const desired = await loadSubscriptionsFile(o.file!, { callbackUrl: o.callbackUrl, secret: o.secret });
+      const outcome = await syncSubscriptions({
+        api: o.api,
+        desired,
+        callbackUrl: o.callbackUrl,
+        prune: o.prune,
+        dryRun: false,
+        signal: this.#abort.signal,
+        logger: o.logger,
+      });
+      const r = outcome.result!;
+      const report: SyncReport = {
+        reason,
+        startedAt,
+        finishedAt: o.clock.now(),
+        result: r.failed.length > 0 ? 'partial' : 'ok',
+        counts: { ...planSummary(outcome.plan) },
+        applied: {
+          created: r.created.length,
+          adopted: r.adopted.length,
+          recreated: r.recreated,
+          deleted: r.deleted,
+          failed: r.failed.length,
+        },
+        blocked: outcome.plan.blocked.map((b) => ({ id: b.existing.id, type: b.existing.type, status: b.reason })),
+        cost: outcome.plan.cost,
+      };
+      o.onSubscriptions?.(outcome.actual);
+      return this.#finish(report);
+    } catch (err) {
+      const e = toAppError(err);
+      return this.#finish({
+        reason,
+        startedAt,
+        finishedAt: o.clock.now(),
+        result: 'error',
+        error: { code: e.code, message: e.message },
+      });
+    }
+  }
+
+  #finish(report: SyncReport): SyncReport {
+    this.last = report;
+    const level = report.result === 'ok' ? 'info' : 'warn';
+    this.#o.logger[level]('Sync finished', {
+      reason: report.reason,
+      result: report.result,
+      counts: report.counts,
+      applied: report.applied,
+      error: report.error,
+      duration_ms: report.finishedAt - report.startedAt,
+    });
+    this.#o.onReport?.(report);
+    return report;
+  }
+}
