@@ -1,34 +1,53 @@
 #!/usr/bin/env node
-// The demo: a local Twitch emulator, then eventsubd's CLI against it, exactly as an operator would run it.
-// Needs no Twitch account and sends nothing beyond 127.0.0.1.
+// The demo: a local Twitch emulator, then eventsubd against it, exactly as an operator would run it:
+// the CLI (config check, sync plan, token status), then the daemon: subscriptions verified through its
+// receiver, test events triggered, and read back from the journal. Needs no Twitch account; nothing leaves 127.0.0.1.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEmulator } from '../dist/emulator/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'dist', 'main.js');
 const stateDir = mkdtempSync(join(tmpdir(), 'eventsubd-demo-'));
-const emulator = await startEmulator({ host: '127.0.0.1', port: 0, pageSize: 2 });
+const port = await freePort();
+const listen = `127.0.0.1:${port}`;
+const emulator = await startEmulator({ host: '127.0.0.1', port: 0, pageSize: 2, deliverTo: `http://${listen}` });
 const client = emulator.clients[0];
+const secret = 'demo-webhook-secret-0123456789';
+const callback = 'https://events.example.com/twitch/eventsub';
 const env = {
   PATH: process.env.PATH ?? '',
   TWITCH_CLIENT_ID: client.clientId,
   TWITCH_CLIENT_SECRET: client.clientSecret,
   TWITCH_AUTH_URL: emulator.authUrl,
   TWITCH_API_URL: emulator.apiUrl,
-  EVENTSUB_SECRET: 'demo-webhook-secret-0123456789',
-  EVENTSUB_CALLBACK_URL: 'https://events.example.com/twitch/eventsub',
+  EVENTSUB_SECRET: secret,
+  EVENTSUB_CALLBACK_URL: callback,
+  EVENTSUBD_LISTEN: listen,
   EVENTSUBD_STATE_DIR: stateDir,
   EVENTSUBD_SUBSCRIPTIONS: join(root, 'examples', 'subscriptions.yaml'),
-  FORCE_COLOR: '0',
+  EVENTSUBD_LOG_LEVEL: 'warn',
 };
+const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port: p } = srv.address();
+      srv.close(() => resolve(p));
+    });
+    srv.on('error', reject);
+  });
+}
 
 /** Runs the CLI in a child process (asynchronously: the emulator lives in this process's event loop). */
 function run(args) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'dist', 'main.js'), ...args], { env });
+    const child = spawn(process.execPath, [bin, ...args], { env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
@@ -39,29 +58,67 @@ function run(args) {
 }
 
 async function step(title, args) {
-  process.stdout.write(`\n\x1b[1m$ eventsubd ${args.join(' ')}\x1b[0m   # ${title}\n`);
+  process.stdout.write(`\n${bold(`$ eventsubd ${args.join(' ')}`)}   # ${title}\n`);
   const res = await run(args);
   process.stdout.write(res.stdout);
   const logs = res.stderr.trim();
   if (logs) process.stdout.write(logs.split('\n').map((l) => `  [log] ${l}`).join('\n') + '\n');
   if (res.status !== 0) throw new Error(`eventsubd ${args.join(' ')} exited ${res.status}`);
+  return res;
 }
 
+async function waitFor(what, check, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+let daemon;
 try {
   process.stdout.write(`Twitch emulator on ${emulator.url} (client ${client.clientId}); state in ${stateDir}\n`);
   await step('settings and the subscriptions file are valid', ['config', 'check']);
-  await step('the plan, without changing anything', ['subscriptions', 'sync', '--dry-run']);
-  await step('mint an app token, then create the four subscriptions', ['subscriptions', 'sync']);
-  await step('what Twitch now holds (every page)', ['subscriptions', 'list']);
-  await step('a second sync: nothing to do, zero writes', ['subscriptions', 'sync']);
-  await step('the cached token (never printed)', ['token', 'status']);
-  await step('rotate: mint a new token, revoke the old one', ['token', 'rotate']);
-  const s = emulator.stats;
+  await step('the plan, without changing anything (mints the app token)', ['subscriptions', 'sync', '--dry-run']);
+
+  process.stdout.write(`\n${bold('$ eventsubd run')}   # the daemon: receiver on ${listen}, journal, token, continuous sync\n`);
+  daemon = spawn(process.execPath, [bin, 'run'], { env: { ...env, EVENTSUBD_LOG_LEVEL: 'info' } });
+  let daemonLog = '';
+  daemon.stderr.setEncoding('utf8').on('data', (d) => (daemonLog += d));
+  const status = async () => (await fetch(`http://${listen}/status`)).json();
+  await waitFor('the daemon to be ready', async () => (await fetch(`http://${listen}/readyz`)).status === 200);
+  await waitFor('the first sync', async () => (await status()).sync.result === 'ok');
+  await waitFor('Twitch to verify the callbacks', async () =>
+    emulator.subscriptions(client.clientId).every((s) => s.status === 'enabled'),
+  );
+  for (const line of daemonLog.trim().split('\n').slice(0, 12)) process.stdout.write(`  [log] ${line}\n`);
+
+  await step('Twitch verified every callback through the daemon', ['subscriptions', 'list']);
+  const to = `http://${listen}/twitch/eventsub`;
+  await step('Twitch sends a stream.online notification', ['trigger', 'stream.online', '--to', to, '--secret', secret, '--broadcaster', '12345']);
+  await step('... and a channel.follow', ['trigger', 'channel.follow', '--to', to, '--secret', secret, '--broadcaster', '12345']);
+  const again = ['trigger', 'channel.update', '--to', to, '--secret', secret, '--broadcaster', '12345', '--message-id', 'demo-duplicate-1'];
+  await step('... a channel.update', again);
+  await step('... Twitch redelivers the same message: acknowledged, not journaled twice', again);
+  await step('a forged signature is refused (403, exit 1 expected)', ['trigger', 'stream.online', '--to', to, '--secret', 'not-the-real-secret']).catch(
+    (err) => process.stdout.write(`  -> ${err.message}\n`),
+  );
+  await step('every accepted message, durably in the journal', ['events', 'tail', '--since', '0']);
+  const s = await status();
+  process.stdout.write(`\n${bold(`$ curl http://${listen}/status`)}\n${JSON.stringify({ token: s.token.state, sync: s.sync.result, journal: s.journal }, null, 0)}\n`);
+
+  daemon.kill('SIGTERM');
+  const code = await new Promise((r) => daemon.on('close', r));
+  daemon = undefined;
+  process.stdout.write(`\nDaemon stopped with exit code ${code}; subscriptions left in place: ${emulator.subscriptions(client.clientId).length}\n`);
+  const st = emulator.stats;
   process.stdout.write(
-    `\nEmulator saw: ${s.mints} token mint(s), ${s.validations} validation(s), ${s.revocations} revocation(s), ` +
-      `${s.helix.total} Helix request(s) (${JSON.stringify(s.helix.byMethod)}), ${s.helix.rateLimited} rate-limited.\n`,
+    `Emulator saw: ${st.mints} token mint(s), ${st.validations} validation(s), ${st.verificationsSent} verification(s) sent, ` +
+      `${st.helix.total} Helix request(s) (${JSON.stringify(st.helix.byMethod)}), ${st.helix.rateLimited} rate-limited.\n`,
   );
 } finally {
+  daemon?.kill('SIGKILL');
   await emulator.close();
   rmSync(stateDir, { recursive: true, force: true });
 }
