@@ -1,17 +1,10 @@
 /** Small formatting helpers shared by commands. */
 
-/** Revocation statuses that sync must not recreate (SPEC.md "The receiver"). */
-const BLOCKED = new Set([
-  'authorization_revoked',
-  'user_removed',
-  'moderator_removed',
-  'version_removed',
-  'chat_user_banned',
-  'beta_maintenance',
-]);
+import { statusAction } from '../subscriptions/status.js';
 
+/** Statuses that sync reports but does not recreate. */
 export function isBlockedStatus(status: string): boolean {
-  return BLOCKED.has(status);
+  return statusAction(status) === 'blocked';
 }
 
 export function formatCondition(condition: Readonly<Record<string, string>>): string {

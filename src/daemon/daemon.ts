@@ -17,6 +17,7 @@ import { createWebhookHandler } from '../receiver/handler.js';
 import { dedupKeys } from '../receiver/message.js';
 import { startReceiver, type ReceiverServer } from '../receiver/server.js';
 import type { ReceivedSubscription } from '../receiver/types.js';
+import { statusAction } from '../subscriptions/status.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Notifier } from './notify.js';
 import { DaemonMetrics } from './observability.js';
@@ -24,8 +25,6 @@ import { daemonRoutes, statusLine } from './routes.js';
 import { SyncScheduler } from './sync-scheduler.js';
 import { buildTwitchStack, type TwitchStack } from './twitch-stack.js';
 
-/** Revocation statuses that the next sync repairs by recreating (SPEC.md "The receiver"). */
-const RECOVERABLE = new Set(['notification_failures_exceeded', 'webhook_callback_verification_failed']);
 const DEDUP_RETENTION_MS = 20 * 60_000;
 
 export interface DaemonOptions {
@@ -206,7 +205,7 @@ export class Daemon {
   #onRevocation(sub: ReceivedSubscription): void {
     const status = sub.status ?? 'unknown';
     this.#metrics?.revocations.inc({ status });
-    if (RECOVERABLE.has(status)) {
+    if (statusAction(status) === 'recreate') {
       this.#o.logger.warn('Subscription revoked; the next sync recreates it', { id: sub.id, type: sub.type, status });
       this.#scheduler?.requestAfter(this.#o.revocationSyncDelayMs ?? 5_000, 'revocation');
     } else {

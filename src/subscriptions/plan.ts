@@ -6,11 +6,7 @@
  */
 import type { Subscription } from '../twitch/wire.js';
 import { describeSubscription, subscriptionKey, type DesiredSubscription } from './desired.js';
-
-/** Statuses that mean "working, or about to": the subscription is kept as it is. */
-const HEALTHY = new Set(['enabled', 'webhook_callback_verification_pending']);
-/** Failures our side can fix (receiver down or slow): delete and create again (SPEC "The receiver"). */
-const RECREATE = new Set(['webhook_callback_verification_failed', 'notification_failures_exceeded']);
+import { statusAction } from './status.js';
 
 export interface PairedAction {
   desired: DesiredSubscription;
@@ -89,11 +85,9 @@ export function planSync(
     const [best, ...extras] = [...matches].sort(byPreference);
     for (const extra of extras) plan.delete.push({ existing: extra, reason: 'duplicate' });
     if (!best) continue;
-    if (HEALTHY.has(best.status)) plan.keep.push({ desired: want, existing: best });
-    else if (RECREATE.has(best.status)) plan.recreate.push({ desired: want, existing: best });
-    // authorization_revoked, user_removed, moderator_removed, version_removed, chat_user_banned,
-    // beta_maintenance need a human (a new grant, a new version): recreating would fail or churn.
-    // An unknown status is treated the same way, to be safe: reported, never recreated in a loop.
+    const action = statusAction(best.status);
+    if (action === 'keep') plan.keep.push({ desired: want, existing: best });
+    else if (action === 'recreate') plan.recreate.push({ desired: want, existing: best });
     else plan.blocked.push({ desired: want, existing: best, reason: best.status });
   }
   for (const leftovers of owned.values()) {
