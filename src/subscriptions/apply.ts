@@ -4,6 +4,7 @@
  * create. A small worker pool bounds concurrency; pacing by `Ratelimit-*` is the client's job.
  * Per-item failures are collected; a token or abort failure stops everything at once and is rethrown.
  */
+import { setMaxListeners } from 'node:events';
 import { AbortedError, toAppError, type AppError, type ErrorCode } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { EventSubApi } from '../twitch/types.js';
@@ -78,6 +79,9 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
 
   // One controller for every request: a fatal error or the caller's abort cancels what is in flight.
   const controller = new AbortController();
+  // Each in-flight request (pacer wait, undici) listens on this signal: up to a few per worker, and Node
+  // warns past 10 listeners (MaxListenersExceededWarning) although they are all removed afterwards.
+  setMaxListeners(Math.max(10, concurrency * 4), controller.signal);
   const onAbort = (): void => controller.abort(outer?.reason);
   outer?.addEventListener('abort', onAbort, { once: true });
   let fatal: AppError | undefined;
