@@ -11,7 +11,13 @@ import { ConfigError } from '../lib/errors.js';
 import { LOG_LEVELS, type LogLevel } from '../lib/logger.js';
 
 /** Settings whose values are secrets: never printed, may be read from files or credentials. */
-export const SECRET_SETTINGS = ['TWITCH_CLIENT_SECRET', 'TWITCH_ACCESS_TOKEN', 'EVENTSUB_SECRET'] as const;
+export const SECRET_SETTINGS = [
+  'TWITCH_CLIENT_SECRET',
+  'TWITCH_ACCESS_TOKEN',
+  'EVENTSUB_SECRET',
+  'EVENTSUBD_FORWARD_SECRET',
+  'EVENTSUBD_STREAM_TOKEN',
+] as const;
 
 export const DEFAULTS = Object.freeze({
   EVENTSUBD_LISTEN: '127.0.0.1:8080',
@@ -23,6 +29,10 @@ export const DEFAULTS = Object.freeze({
   EVENTSUBD_LOG_LEVEL: 'info',
   EVENTSUBD_JOURNAL_MAX_BYTES: String(1024 ** 3),
   EVENTSUBD_JOURNAL_MAX_AGE_DAYS: '7',
+  EVENTSUBD_JOURNAL_FSYNC: 'group',
+  EVENTSUBD_FORWARD_CONCURRENCY: '1',
+  EVENTSUBD_FORWARD_MAX_BACKOFF_MS: '10000',
+  EVENTSUBD_STREAM_PATH: '/events',
 });
 
 export interface ListenAddress {
@@ -48,6 +58,12 @@ export interface Config {
   /** Journal retention: whole old segments go once the journal is bigger than this, or older. */
   journalMaxBytes: number;
   journalMaxAgeMs: number;
+  /** `group`: one fdatasync covers every append that arrived meanwhile; `each`: one fdatasync per append. */
+  journalFsync: 'group' | 'each';
+  /** Delivery to the user's application (SPEC.md "Delivery to the user's application"). */
+  forward: { url: string; secret: string | undefined; concurrency: number; maxBackoffMs: number } | undefined;
+  /** The WebSocket stream; undefined when EVENTSUBD_STREAM_PATH=off. */
+  stream: { path: string; token: string | undefined } | undefined;
   /** True when the Helix base is a loopback address (emulator, tests): relaxes the https:443 callback rule. */
   apiIsLoopback: boolean;
 }
@@ -120,10 +136,32 @@ const Schema = z.object({
     .regex(/^\d+(\.\d+)?$/, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be a number of days')
     .transform(Number)
     .refine((n) => n > 0, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be more than 0'),
+  EVENTSUBD_JOURNAL_FSYNC: z.enum(['group', 'each'], { error: 'EVENTSUBD_JOURNAL_FSYNC must be group or each' }),
+  EVENTSUBD_FORWARD_URL: httpUrl('EVENTSUBD_FORWARD_URL').optional(),
+  EVENTSUBD_FORWARD_SECRET: nonEmpty('EVENTSUBD_FORWARD_SECRET').optional(),
+  EVENTSUBD_FORWARD_CONCURRENCY: z
+    .string()
+    .regex(/^[1-9]\d{0,2}$/, 'EVENTSUBD_FORWARD_CONCURRENCY must be a whole number from 1 to 999')
+    .transform(Number),
+  EVENTSUBD_FORWARD_MAX_BACKOFF_MS: z
+    .string()
+    .regex(/^\d+$/, 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be a whole number of milliseconds')
+    .transform(Number)
+    .refine((n) => n >= 100, 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be at least 100'),
+  EVENTSUBD_STREAM_PATH: z
+    .string()
+    .refine((v) => v === 'off' || /^\/[A-Za-z0-9._~/-]*$/.test(v), 'EVENTSUBD_STREAM_PATH must be a path such as /events, or off'),
+  EVENTSUBD_STREAM_TOKEN: z
+    .string()
+    .refine((v) => v.length >= 16, 'EVENTSUBD_STREAM_TOKEN must be at least 16 characters')
+    .optional(),
   EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
     error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
   }),
 });
+
+/** Every setting name (the README and .env.example document each one: a test checks). */
+export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(Schema.shape));
 
 export interface LoadOptions {
   /** Reads a secret file; injected for tests. */
@@ -168,8 +206,24 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
     logLevel: s.EVENTSUBD_LOG_LEVEL,
     journalMaxBytes: s.EVENTSUBD_JOURNAL_MAX_BYTES,
     journalMaxAgeMs: Math.round(s.EVENTSUBD_JOURNAL_MAX_AGE_DAYS * 86_400_000),
+    journalFsync: s.EVENTSUBD_JOURNAL_FSYNC,
+    forward: s.EVENTSUBD_FORWARD_URL
+      ? {
+          url: s.EVENTSUBD_FORWARD_URL,
+          secret: s.EVENTSUBD_FORWARD_SECRET,
+          concurrency: s.EVENTSUBD_FORWARD_CONCURRENCY,
+          maxBackoffMs: s.EVENTSUBD_FORWARD_MAX_BACKOFF_MS,
+        }
+      : undefined,
+    stream: s.EVENTSUBD_STREAM_PATH === 'off' ? undefined : { path: s.EVENTSUBD_STREAM_PATH, token: s.EVENTSUBD_STREAM_TOKEN },
     apiIsLoopback,
   };
+  if (config.stream && !config.stream.token && !isLoopbackHost(config.listen.host)) {
+    throw new ConfigError(
+      `EVENTSUBD_STREAM_TOKEN is required when EVENTSUBD_LISTEN is not a loopback address (${config.listen.host}): set it, or EVENTSUBD_STREAM_PATH=off`,
+      { setting: 'EVENTSUBD_STREAM_TOKEN' },
+    );
+  }
   return Object.freeze(config);
 }
 

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config/settings.js';
+import { CursorStore } from '../journal/cursor.js';
 import { Journal } from '../journal/journal.js';
+import { Forwarder } from '../delivery/forwarder.js';
+import { EventStream } from '../delivery/stream.js';
 import type { Clock } from '../lib/clock.js';
 import { AppError, StateDirError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -51,6 +54,8 @@ export class Daemon {
   #scheduler: SyncScheduler | undefined;
   #cron: ScheduledTask | undefined;
   #metrics: DaemonMetrics | undefined;
+  #forwarder: Forwarder | undefined;
+  #stream: EventStream | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
   readonly startedAt: number;
@@ -91,6 +96,7 @@ export class Daemon {
       clock,
       logger: logger.child({ component: 'journal' }),
       retention: { maxBytes: config.journalMaxBytes, maxAgeMs: config.journalMaxAgeMs },
+      durability: config.journalFsync,
     }));
     const dedup = new Dedup({ clock, retentionMs: DEDUP_RETENTION_MS });
     for await (const rec of journal.recent(clock.now() - DEDUP_RETENTION_MS)) {
@@ -103,7 +109,13 @@ export class Daemon {
       onFatal: (err) => this.#resolveFatal(err),
       onCall: (info) => this.#metrics?.helixCalls.inc({ method: info.method, status: String(info.status) }),
     }));
-    const metrics = (this.#metrics = new DaemonMetrics({ journal, tokens: stack.tokens, helix: stack.helix, clock }));
+    const metrics = (this.#metrics = new DaemonMetrics({
+      journal,
+      tokens: stack.tokens,
+      helix: stack.helix,
+      clock,
+      forwarder: () => this.#forwarder,
+    }));
     const webhook = config.callbackUrl ? new URL(config.callbackUrl) : undefined;
     const scheduler = (this.#scheduler = new SyncScheduler({
       api: stack.helix,
@@ -119,6 +131,7 @@ export class Daemon {
       },
       onSubscriptions: (subs) => metrics.recordListing(subs),
     }));
+    this.#startDelivery(journal);
     const handler = createWebhookHandler({
       webhookPath: webhook?.pathname ?? '/eventsub',
       secrets: () => config.eventsubSecrets,
@@ -126,7 +139,16 @@ export class Daemon {
       journal,
       dedup,
       onRevocation: (sub) => this.#onRevocation(sub),
-      routes: daemonRoutes({ daemon: this, journal, tokens: stack.tokens, scheduler, metrics, receiver: () => this.#receiver }),
+      routes: daemonRoutes({
+        daemon: this,
+        journal,
+        tokens: stack.tokens,
+        scheduler,
+        metrics,
+        receiver: () => this.#receiver,
+        forwarder: () => this.#forwarder,
+        stream: () => this.#stream,
+      }),
       isClosing: () => this.#closing,
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
       logger: logger.child({ component: 'receiver' }),
@@ -138,12 +160,43 @@ export class Daemon {
       clock,
       logger: logger.child({ component: 'receiver' }),
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
+      onUpgrade: (req, socket, head) => this.#stream?.handleUpgrade(req, socket, head) ?? false,
     });
     if (!webhook || config.eventsubSecrets.length === 0) {
       logger.warn('EVENTSUB_CALLBACK_URL or EVENTSUB_SECRET is not set: webhook deliveries will be refused', { code: 'CONFIG_INVALID' });
     }
     await this.#o.notifier.notify({ READY: '1', STATUS: this.statusLine(), MAINPID: String(this.#o.pid) });
     this.#startBackground(scheduler);
+  }
+
+  /** The two consumers of the journal: HTTP forwarding (an outbox) and the WebSocket stream. */
+  #startDelivery(journal: Journal): void {
+    const { config, clock, logger } = this.#o;
+    if (config.stream) {
+      this.#stream = new EventStream({
+        journal,
+        path: config.stream.path,
+        token: config.stream.token,
+        clock,
+        logger: logger.child({ component: 'stream' }),
+      });
+    }
+    if (config.forward) {
+      this.#forwarder = new Forwarder({
+        journal,
+        cursor: new CursorStore({ stateDir: config.stateDir, name: 'forward' }),
+        url: config.forward.url,
+        secret: config.forward.secret,
+        concurrency: config.forward.concurrency,
+        backoff: { baseMs: 500, maxMs: config.forward.maxBackoffMs },
+        clock,
+        logger: logger.child({ component: 'forwarder' }),
+        dispatcher: this.#o.dispatcher,
+      });
+      void this.#forwarder.start(this.#abort.signal).catch((err: unknown) => {
+        logger.error('The forwarder could not start', { error: toAppError(err) });
+      });
+    }
   }
 
   #startBackground(scheduler: SyncScheduler): void {
@@ -194,7 +247,9 @@ export class Daemon {
     await this.#cron?.stop();
     await this.#cron?.destroy();
     await this.#scheduler?.close();
+    await this.#stream?.close();
     await this.#receiver?.close();
+    await this.#forwarder?.close();
     await this.#journal?.close();
     await this.#stack?.close();
     await this.#lock?.release();

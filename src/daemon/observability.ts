@@ -3,7 +3,8 @@
  * and numbers only: no token, secret or payload ever becomes a label or a field.
  */
 import type { Journal } from '../journal/journal.js';
-import { Registry } from '../lib/metrics.js';
+import { Registry, type Gauge } from '../lib/metrics.js';
+import type { Forwarder } from '../delivery/forwarder.js';
 import type { TokenManager } from '../auth/token-manager.js';
 import type { Subscription } from '../twitch/wire.js';
 import type { SyncReport } from './sync-scheduler.js';
@@ -18,8 +19,25 @@ export class DaemonMetrics {
   readonly subscriptions = this.registry.gauge('eventsubd_subscriptions', 'Subscriptions listed by the last sync (before its changes), by status');
   readonly cost = this.registry.gauge('eventsubd_subscription_cost', 'total_cost and max_total_cost at the last sync');
 
-  constructor(sources: { journal: Journal; tokens: TokenManager; helix: HelixEventSubClient; clock: { now(): number } }) {
-    const { journal, tokens, helix, clock } = sources;
+  constructor(sources: {
+    journal: Journal;
+    tokens: TokenManager;
+    helix: HelixEventSubClient;
+    clock: { now(): number };
+    forwarder: () => Forwarder | undefined;
+  }) {
+    const { journal, tokens, helix, clock, forwarder } = sources;
+    const forward = (g: Gauge, pick: (s: ReturnType<Forwarder['stats']>) => number): void => {
+      g.reset();
+      const f = forwarder();
+      if (f) g.set(pick(f.stats()));
+    };
+    this.registry.gauge('eventsubd_forward_lag_records', 'Journal head minus the forwarder cursor', (g) => forward(g, (s) => s.lag));
+    this.registry.gauge('eventsubd_forward_attempts_total', 'Forward POST attempts since start', (g) => forward(g, (s) => s.attempts));
+    this.registry.gauge('eventsubd_forward_failures_total', 'Forward POSTs that failed (non-2xx, network, timeout)', (g) =>
+      forward(g, (s) => s.failures),
+    );
+    this.registry.gauge('eventsubd_forward_delivered_total', 'Records delivered with a 2xx since start', (g) => forward(g, (s) => s.delivered));
     this.registry.gauge('eventsubd_journal_head_seq', 'Last journal sequence number on disk', (g) => g.set(journal.head));
     this.registry.gauge('eventsubd_journal_appends_total', 'Journal appends since start', (g) => g.set(journal.stats().appends));
     this.registry.gauge('eventsubd_journal_fsyncs_total', 'Journal fsyncs since start (group commit: fewer than appends)', (g) =>

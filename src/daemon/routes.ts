@@ -3,6 +3,8 @@
  * one-line summary sent as systemd's `STATUS=`. Never a secret: token state is shown by fingerprint and code.
  */
 import type { TokenManager } from '../auth/token-manager.js';
+import type { Forwarder } from '../delivery/forwarder.js';
+import type { EventStream } from '../delivery/stream.js';
 import type { Journal } from '../journal/journal.js';
 import type { ReceiverServer } from '../receiver/server.js';
 import type { ReceiverResponse } from '../receiver/types.js';
@@ -16,6 +18,8 @@ interface RouteSources {
   scheduler: SyncScheduler;
   metrics: DaemonMetrics;
   receiver: () => ReceiverServer | undefined;
+  forwarder: () => Forwarder | undefined;
+  stream: () => EventStream | undefined;
 }
 
 const json = (status: number, value: unknown): ReceiverResponse => ({
@@ -73,9 +77,20 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
         }
       : { managed: s.scheduler.enabled, result: null },
     journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs },
-    delivery: {},
+    delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, requests: r.requests } : null,
     started_at: iso(s.daemon.startedAt),
+  };
+}
+
+function deliveryStatus(s: RouteSources): Record<string, unknown> {
+  const f = s.forwarder()?.stats();
+  const w = s.stream()?.stats();
+  return {
+    forward: f
+      ? { cursor: f.cursor, head: f.head, lag: f.lag, delivered: f.delivered, attempts: f.attempts, failures: f.failures, last_error: f.lastError ?? null }
+      : null,
+    stream: w ? { clients: w.clients, sent: w.sent, too_slow: w.tooSlow } : null,
   };
 }
 

@@ -4,6 +4,7 @@
  * Nothing a client sends may crash it: every stream has an error listener and a partial body is never
  * handed to the handler.
  */
+import type { Duplex } from 'node:stream';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { systemClock, type Clock } from '../lib/clock.js';
@@ -51,6 +52,11 @@ export interface StartReceiverOptions {
   metrics?: ReceiverMetrics;
   /** For the close deadline. Default systemClock. */
   clock?: Clock;
+  /**
+   * HTTP upgrades (the WebSocket stream). Returns false when it does not serve that path: the adapter then
+   * answers 404. Without it, every upgrade gets 404.
+   */
+  onUpgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 }
 
 export interface ReceiverStats {
@@ -169,6 +175,19 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     }
     res.writeContinue();
     onRequest(req, res);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => {});
+    let served = false;
+    try {
+      served = options.onUpgrade?.(req, socket, head) ?? false;
+    } catch (err) {
+      logger.warn('Upgrade handler failed', { error: err as Error });
+    }
+    if (!served && !socket.destroyed) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      socket.destroy();
+    }
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     stats.clientErrors += 1;

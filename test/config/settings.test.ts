@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { DEFAULTS, loadConfig, parseListen, requireWebhook, SECRET_SETTINGS } from '../../src/config/settings.js';
+import { loadConfig, parseListen, requireWebhook, SETTING_NAMES } from '../../src/config/settings.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { ROOT } from '../helpers/cli.js';
 
@@ -96,6 +96,18 @@ describe('loadConfig()', () => {
   });
 });
 
+test('loadConfig() enables forwarding and the stream, and requires a stream token beyond loopback', () => {
+  const c = loadConfig({ ...BASE, EVENTSUBD_FORWARD_URL: 'http://127.0.0.1:3000/hook', EVENTSUBD_FORWARD_SECRET: 'fwd-secret' });
+  assert.deepEqual(c.forward, { url: 'http://127.0.0.1:3000/hook', secret: 'fwd-secret', concurrency: 1, maxBackoffMs: 10_000 });
+  assert.deepEqual(c.stream, { path: '/events', token: undefined });
+  const err = configError(() => loadConfig({ ...BASE, EVENTSUBD_LISTEN: '0.0.0.0:8080' }));
+  assert.equal(err.setting, 'EVENTSUBD_STREAM_TOKEN');
+  assert.equal(loadConfig({ ...BASE, EVENTSUBD_LISTEN: '0.0.0.0:8080', EVENTSUBD_STREAM_PATH: 'off' }).stream, undefined);
+  const token = 'a-long-stream-token-123';
+  assert.equal(loadConfig({ ...BASE, EVENTSUBD_LISTEN: '0.0.0.0:8080', EVENTSUBD_STREAM_TOKEN: token }).stream?.token, token);
+  assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_STREAM_TOKEN: 'short' })).message, /at least 16 characters/);
+});
+
 test('parseListen() accepts host:port, [v6]:port and :port', () => {
   assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
   assert.deepEqual(parseListen('[::1]:8080'), { host: '::1', port: 8080 });
@@ -106,8 +118,8 @@ test('parseListen() accepts host:port, [v6]:port and :port', () => {
 test('README and .env.example document every setting', () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const example = readFileSync(join(ROOT, '.env.example'), 'utf8');
-  const names = [...Object.keys(DEFAULTS), ...SECRET_SETTINGS, 'TWITCH_CLIENT_ID', 'EVENTSUB_CALLBACK_URL', 'EVENTSUBD_SUBSCRIPTIONS'];
-  for (const name of names) {
+  assert.ok(SETTING_NAMES.length >= 20, `${SETTING_NAMES.length} settings`);
+  for (const name of SETTING_NAMES) {
     assert.ok(readme.includes(`\`${name}\``), `README documents ${name}`);
     assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), `.env.example lists ${name}`);
   }
