@@ -46,8 +46,9 @@ export async function runCli(proc: CliProcess): Promise<number> {
       proc.stdout.write(proc.version + '\n');
       return EXIT.OK;
     }
-    const { spec, rest } = findCommand(proc.argv, proc.stdout);
-    if (!spec) return rest.length === 0 ? EXIT.OK : EXIT.USAGE;
+    const found = findCommand(proc.argv, proc.stdout);
+    if ('helpShown' in found) return found.helpShown;
+    const { spec, rest } = found;
     if (rest.includes('--help') || rest.includes('-h')) {
       proc.stdout.write(commandHelp(spec));
       return EXIT.OK;
@@ -101,8 +102,11 @@ export async function runCli(proc: CliProcess): Promise<number> {
   }
 }
 
-/** Longest match of command words; prints group help for a bare group such as `eventsubd token`. */
-function findCommand(argv: readonly string[], stdout: TextSink): { spec?: CommandSpec; rest: string[] } {
+/**
+ * Longest match of command words. For a bare group such as `eventsubd token` it prints the group's help
+ * and returns the exit code instead (2 when no subcommand was given, 0 for `--help`).
+ */
+function findCommand(argv: readonly string[], stdout: TextSink): { spec: CommandSpec; rest: string[] } | { helpShown: number } {
   let best: CommandSpec | undefined;
   for (const spec of COMMANDS) {
     if (spec.path.every((w, i) => argv[i] === w) && (!best || spec.path.length > best.path.length)) best = spec;
@@ -113,7 +117,7 @@ function findCommand(argv: readonly string[], stdout: TextSink): { spec?: Comman
     const next = argv[1];
     if (next === undefined || next === '--help' || next === '-h') {
       stdout.write(groupHelp(argv[0]!, group));
-      return { rest: next === undefined ? ['usage'] : [] };
+      return { helpShown: next === undefined ? EXIT.USAGE : EXIT.OK };
     }
     throw new UsageError(`Unknown command "${argv[0]} ${next}": run "eventsubd ${argv[0]} --help"`);
   }
