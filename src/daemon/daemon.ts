@@ -7,7 +7,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
 import type { Dispatcher } from 'undici';
-import type { Config } from '../config/settings.js';
+import { requireWebhook, type Config } from '../config/settings.js';
+import { loadSubscriptionsFile } from '../config/subscriptions-file.js';
 import { CursorStore } from '../journal/cursor.js';
 import { Journal } from '../journal/journal.js';
 import { Forwarder } from '../delivery/forwarder.js';
@@ -87,6 +88,11 @@ export class Daemon {
 
   async #start(): Promise<void> {
     const { config, clock, logger } = this.#o;
+    // A bad subscriptions file is a configuration error at start (exit 78), before anything binds or calls
+    // Twitch. Later, on SIGHUP or cron, a bad edit is reported and the daemon keeps running.
+    if (config.subscriptionsFile) {
+      await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config));
+    }
     await mkdir(config.stateDir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
       throw new StateDirError(`Cannot create ${config.stateDir}: ${err.code ?? err.message}`, { cause: err });
     });
@@ -254,7 +260,7 @@ export class Daemon {
     await this.#stack?.close();
     await this.#lock?.release();
     this.#o.notifier.close();
-    this.#o.logger.info('Stopped; subscriptions are left in place');
+    if (this.#receiver) this.#o.logger.info('Stopped; subscriptions are left in place');
   }
 
   #onRevocation(sub: ReceivedSubscription): void {

@@ -8,7 +8,8 @@ import { after, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { verifyForwardSignature } from '../../src/delivery/forwarder.js';
 import type { JournalRecord } from '../../src/journal/types.js';
-import { eventsTail, jsonLines, send, startDaemon, startFixture, waitFor, type Fixture } from '../daemon/harness.js';
+import { eventsTail, jsonLines, startDaemon, startFixture, waitFor, type Fixture } from '../daemon/harness.js';
+import { send } from '../daemon/messages.js';
 
 const FORWARD_SECRET = 'forward-secret-for-e2e';
 const STREAM_TOKEN = 'stream-token-for-e2e-0123';
