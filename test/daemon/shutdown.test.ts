@@ -1,0 +1,76 @@
+/**
+ * Stopping the daemon (SPEC.md "Processes and signals"): SIGTERM in the middle of a stream of deliveries
+ * loses nothing that was acknowledged, a request in flight holds the stop, and a second signal exits at once.
+ */
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { test } from 'node:test';
+import { readJournal, status, useFixture, waitFor } from './harness.js';
+import { notificationBody, send, signedHeaders } from './messages.js';
+
+test('daemon SIGTERM during a stream of notifications: exit 0, every acknowledged message is journaled, the rest refused', async (t) => {
+  const { f, start } = await useFixture(t, { subscriptions: [] });
+  const d = await start();
+  const total = 200;
+  const signalAfter = 20;
+  const acked: string[] = [];
+  const sentIds = new Set<string>();
+  const refused: Record<string, number> = {};
+  await Promise.all(
+    Array.from({ length: total }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, i * 3)); // a steady stream over ~600 ms
+      try {
+        const res = await send(f);
+        sentIds.add(res.messageId);
+        if (res.status === 204) {
+          acked.push(res.messageId);
+          if (acked.length === signalAfter) d.child.kill('SIGTERM'); // mid-stream, whatever the machine's load
+        } else refused[res.status] = (refused[res.status] ?? 0) + 1;
+      } catch (err) {
+        const code = String((err as { cause?: { code?: string } }).cause?.code ?? 'error');
+        refused[code] = (refused[code] ?? 0) + 1;
+      }
+    }),
+  );
+  assert.equal((await d.exited).code, 0);
+  t.diagnostic(`acknowledged ${acked.length}, refused ${JSON.stringify(refused)}`);
+  assert.ok(acked.length >= signalAfter && acked.length < total, `acknowledged ${acked.length} of ${total}`);
+  // Refused means 503 (while closing) or no connection (closed, or an idle keep-alive connection closed
+  // under a new request): never another status.
+  assert.deepEqual(Object.keys(refused).filter((k) => !['503', 'ECONNREFUSED', 'ECONNRESET', 'UND_ERR_SOCKET'].includes(k)), []);
+  const journaled = readJournal(f.stateDir).map((r) => r.message_id);
+  assert.deepEqual(new Set(journaled), new Set(acked), 'journaled = acknowledged');
+  assert.equal(journaled.length, acked.length);
+  assert.ok(journaled.every((id) => sentIds.has(id)));
+});
+
+test('daemon SIGTERM waits for a request in flight; a second SIGTERM exits at once', async (t) => {
+  const { f, start } = await useFixture(t, { subscriptions: [] });
+  const d = await start();
+  // A delivery whose body is still arriving when the signal comes.
+  const body = notificationBody();
+  const head =
+    'POST /twitch/eventsub HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+    Object.entries(signedHeaders(body))
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('') +
+    `Content-Length: ${body.length}\r\n\r\n`;
+  const socket = connect(f.port, '127.0.0.1');
+  socket.on('error', () => {});
+  t.after(() => socket.destroy());
+  await new Promise((r) => socket.once('connect', r));
+  socket.write(head + body.slice(0, 10));
+  // In flight: the partial request and this /status request itself.
+  await waitFor('the request to be in flight', async () => (await status(f)).receiver?.in_flight === 2);
+
+  d.child.kill('SIGTERM');
+  await waitFor('the stop to begin', () => d.logs().some((l) => l.msg === 'Stopping: finishing in-flight requests and flushing the journal'));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.ok(d.running, 'still draining the request in flight');
+  const second = Date.now();
+  d.child.kill('SIGTERM');
+  const { code } = await d.exited;
+  assert.equal(code, 143);
+  assert.ok(Date.now() - second < 1_000, `exited ${Date.now() - second} ms after the second signal`);
+  assert.deepEqual(readJournal(f.stateDir), []);
+});

@@ -1,0 +1,116 @@
+/**
+ * Issue #6, item 3: bad settings and hostile subscriptions files. Each case must give exactly one stderr line
+ * and exit 78 for `config check`, `subscriptions sync` and `run`, and not one request may reach the emulator.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startEmulator } from '../../src/emulator/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+
+interface Case {
+  name: string;
+  env?: Record<string, string>;
+  /** Contents of the subscriptions file. */
+  file?: string | Buffer;
+  ext?: string;
+}
+
+const entry = (i: number): string => `  - type: stream.online\n    version: "1"\n    condition: { broadcaster_user_id: "${i}" }\n`;
+
+/** A billion-laughs document: 9 levels of 9 aliases each (9^9 nodes if expanded without a bound). */
+function yamlBomb(): string {
+  let s = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n';
+  for (let l = 1; l < 9; l++) {
+    const prev = String.fromCharCode(96 + l);
+    const cur = String.fromCharCode(97 + l);
+    s += `${cur}: &${cur} [${Array(9).fill('*' + prev).join(',')}]\n`;
+  }
+  return s + 'subscriptions: *i\n';
+}
+
+const CASES: Case[] = [
+  { name: 'EVENTSUBD_PRUNE not a boolean', env: { EVENTSUBD_PRUNE: 'yes please' } },
+  { name: 'EVENTSUBD_LISTEN port out of range', env: { EVENTSUBD_LISTEN: '127.0.0.1:70000' } },
+  { name: 'EVENTSUBD_JOURNAL_MAX_BYTES below 1 MiB', env: { EVENTSUBD_JOURNAL_MAX_BYTES: '1000' } },
+  { name: 'EVENTSUB_CALLBACK_URL http to a public Twitch', env: { TWITCH_API_URL: 'https://api.twitch.tv/helix', EVENTSUB_CALLBACK_URL: 'http://x.example/cb' } },
+  { name: 'version of the wrong type (a list)', file: 'subscriptions:\n  - type: stream.online\n    version: [1]\n    condition: { broadcaster_user_id: "1" }\n' },
+  { name: 'unknown key', file: 'subscriptions:\n  - type: stream.online\n    version: "1"\n    condition: { broadcaster_user_id: "1" }\n    colour: red\n' },
+  { name: 'websocket transport', file: 'subscriptions:\n  - type: stream.online\n    version: "1"\n    condition: { broadcaster_user_id: "1" }\n    transport: { method: websocket }\n' },
+  { name: '6 MiB file', file: 'subscriptions:\n' + entry(1) + '#' + 'x'.repeat(6 * 1024 * 1024) + '\n' },
+  { name: '20,000 entries', file: 'subscriptions:\n' + Array.from({ length: 20_000 }, (_, i) => entry(i)).join('') },
+  { name: 'YAML alias bomb', file: yamlBomb() },
+  { name: 'not UTF-8 / binary', file: Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x80, 0x81]) },
+];
+
+/** Runs each (case, command) and returns a line per run that is not "exit 78 with one short stderr line". */
+async function runCases(cases: readonly Case[], commands: readonly string[][], timeoutMs: number): Promise<{ failures: string[]; runs: number; requests: number }> {
+  const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
+  const dir = tempDir('eventsubd-badcfg-');
+  try {
+    const client = emulator.clients[0]!;
+    const jobs: Array<() => Promise<string | undefined>> = [];
+    cases.forEach((c, i) => {
+      const file = join(dir.path, `subs-${i}.yaml`);
+      writeFileSync(file, c.file ?? 'subscriptions:\n' + entry(1));
+      const env = {
+        TWITCH_CLIENT_ID: client.clientId,
+        TWITCH_CLIENT_SECRET: client.clientSecret,
+        TWITCH_AUTH_URL: emulator.authUrl,
+        TWITCH_API_URL: emulator.apiUrl,
+        EVENTSUB_SECRET: 'bad-settings-secret-0123',
+        EVENTSUB_CALLBACK_URL: 'http://127.0.0.1:1/twitch/eventsub',
+        EVENTSUBD_LISTEN: '127.0.0.1:0',
+        EVENTSUBD_STATE_DIR: join(dir.path, `state-${i}`),
+        EVENTSUBD_SUBSCRIPTIONS: file,
+        ...c.env,
+      };
+      for (const args of commands) {
+        jobs.push(async () => {
+          const r = await runCli(args, { env, timeoutMs });
+          const lines = r.stderr.split('\n').filter((l) => l.trim().length > 0);
+          if (r.code === 78 && lines.length === 1 && r.stderr.length < 2_000) return undefined;
+          return `${c.name} / ${args.join(' ')}: exit ${r.code}, ${lines.length} stderr lines: ${lines.at(-1)?.slice(0, 200)}`;
+        });
+      }
+    });
+    const failures: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 3 }, async () => {
+        while (next < jobs.length) {
+          const f = await jobs[next++]!();
+          if (f) failures.push(f);
+        }
+      }),
+    );
+    return { failures, runs: jobs.length, requests: emulator.stats.requests.length };
+  } finally {
+    await emulator.close();
+    dir.cleanup();
+  }
+}
+
+const ENV_CASES = CASES.filter((c) => c.env);
+const FILE_CASES = CASES.filter((c) => c.file !== undefined);
+
+test(`bad settings: ${ENV_CASES.length} bad env values give one stderr line and exit 78 for config check, subscriptions sync and run; ${FILE_CASES.length} hostile subscriptions files do for config check and subscriptions sync; no request reaches Twitch`, async (t) => {
+  const a = await runCases(ENV_CASES, [['config', 'check'], ['subscriptions', 'sync'], ['run']], 20_000);
+  const b = await runCases(FILE_CASES, [['config', 'check'], ['subscriptions', 'sync']], 20_000);
+  t.diagnostic(`${a.runs + b.runs} runs; failures ${a.failures.length + b.failures.length}; emulator requests ${a.requests + b.requests}`);
+  assert.deepEqual([...a.failures, ...b.failures], []);
+  assert.equal(a.requests + b.requests, 0, 'no request reached the emulator');
+});
+
+// `run` validates the subscriptions file before it binds or calls Twitch (this test found it did not).
+test(
+  'bad settings: run refuses a hostile subscriptions file at start with one stderr line and exit 78, before any request to Twitch',
+  async (t) => {
+    const c = await runCases(FILE_CASES.filter((x) => ['unknown key', 'websocket transport', 'YAML alias bomb'].includes(x.name)), [["run"]], 8_000);
+    t.diagnostic(`${c.runs} runs; failures ${c.failures.length}; emulator requests ${c.requests}`);
+    for (const f of c.failures) t.diagnostic(f);
+    assert.deepEqual(c.failures, []);
+    assert.equal(c.requests, 0, 'no request reached the emulator');
+  },
+);
