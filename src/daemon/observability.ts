@@ -43,6 +43,10 @@ export class DaemonMetrics {
     this.registry.gauge('eventsubd_journal_fsyncs_total', 'Journal fsyncs since start (group commit: fewer than appends)', (g) =>
       g.set(journal.stats().fsyncs),
     );
+    this.registry.collectedHistogram('eventsubd_journal_fsync_seconds', 'Journal fdatasync latency (one per group-committed batch)', () => {
+      const h = journal.stats().fsyncHistogram;
+      return { bounds: h.boundsMs.map((b) => b / 1000), counts: h.counts, count: h.count, sum: h.sumMs / 1000 };
+    });
     this.registry.gauge('eventsubd_journal_last_fsync_seconds', 'Duration of the last journal fsync', (g) =>
       g.set(journal.stats().lastFsyncMs / 1000),
     );

@@ -84,6 +84,29 @@ export class Histogram implements Family {
   }
 }
 
+/** A histogram whose buckets are kept elsewhere (cumulative counts by upper bound), rendered on scrape. */
+export interface HistogramSnapshot {
+  bounds: readonly number[];
+  /** Cumulative: counts[i] = observations <= bounds[i]. */
+  counts: readonly number[];
+  count: number;
+  sum: number;
+}
+
+class CollectedHistogram implements Family {
+  readonly type = 'histogram' as const;
+  constructor(readonly name: string, readonly help: string, readonly collect: () => HistogramSnapshot) {}
+  render(): string[] {
+    const h = this.collect();
+    return [
+      ...h.bounds.map((b, i) => `${this.name}_bucket{le="${b}"} ${h.counts[i] ?? 0}`),
+      `${this.name}_bucket{le="+Inf"} ${h.count}`,
+      `${this.name}_sum ${h.sum}`,
+      `${this.name}_count ${h.count}`,
+    ];
+  }
+}
+
 export class Registry {
   readonly #families: Family[] = [];
 
@@ -95,6 +118,11 @@ export class Registry {
   }
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {
     return this.#add(new Histogram(name, help, buckets));
+  }
+
+  /** A histogram read from another component's counters at scrape time. */
+  collectedHistogram(name: string, help: string, collect: () => HistogramSnapshot): void {
+    this.#add(new CollectedHistogram(name, help, collect));
   }
 
   /** The text exposition format. */
