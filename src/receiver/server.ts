@@ -32,6 +32,10 @@ export interface ReceiverLimits {
   closeTimeoutMs?: number;
 }
 
+/** How much of an oversize body is read and discarded before the 413 (see refuseTooLarge). */
+const DRAIN_CAP_BYTES = 4 * 1024 * 1024;
+const DRAIN_MAX_MS = 2_000;
+
 export const DEFAULT_RECEIVER_LIMITS = Object.freeze({
   maxBodyBytes: 1024 * 1024,
   headersTimeoutMs: 10_000,
@@ -113,6 +117,34 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
   const refuse = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void =>
     send(res, { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...extra }, body: text });
 
+  /**
+   * 413 for an oversize body. Closing at once while the client is still sending makes the kernel answer the
+   * unread bytes with a reset, and the client may see that instead of the 413; so the rest of the body is
+   * read and discarded first, up to DRAIN_CAP_BYTES or DRAIN_MAX_MS, whichever comes first.
+   */
+  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse): void => {
+    count('too_large', 'tooLarge');
+    if (req.complete) {
+      refuse(res, 413, 'body too large');
+      return;
+    }
+    let drained = 0;
+    const finish = (): void => {
+      clearTimeout(timer);
+      req.removeListener('data', onData);
+      refuse(res, 413, 'body too large');
+    };
+    const onData = (chunk: Buffer): void => {
+      drained += chunk.length;
+      if (drained > DRAIN_CAP_BYTES) finish();
+    };
+    const timer = setTimeout(finish, DRAIN_MAX_MS);
+    req.on('data', onData);
+    req.once('end', finish);
+    req.once('close', () => clearTimeout(timer));
+    req.resume();
+  };
+
   const declaredTooLarge = (req: IncomingMessage): boolean =>
     Number(req.headers['content-length'] ?? 0) > limits.maxBodyBytes;
 
@@ -128,14 +160,12 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     stats.inFlight += 1;
     res.once('close', () => (stats.inFlight -= 1));
     if (declaredTooLarge(req)) {
-      count('too_large', 'tooLarge');
-      refuse(res, 413, 'body too large');
+      refuseTooLarge(req, res);
       return;
     }
     const body = await readBody(req, limits.maxBodyBytes);
     if (body === 'too_large') {
-      count('too_large', 'tooLarge');
-      refuse(res, 413, 'body too large');
+      refuseTooLarge(req, res);
       return;
     }
     if (body === 'aborted') {
