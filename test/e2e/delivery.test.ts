@@ -3,11 +3,13 @@
  * being down and a daemon restart, and the WebSocket stream shows what `events tail` shows.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { after, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { verifyForwardSignature } from '../../src/delivery/forwarder.js';
 import type { JournalRecord } from '../../src/journal/types.js';
+import { BIN, ROOT } from '../helpers/cli.js';
 import { eventsTail, jsonLines, startDaemon, startFixture, waitFor, type Fixture } from '../daemon/harness.js';
 import { send } from '../daemon/messages.js';
 
@@ -115,6 +117,13 @@ describe('delivery through the daemon', () => {
     }
 
     for (let i = 0; i < 5; i++) assert.equal((await send(fx)).status, 204);
+    let followed = '';
+    const follow = spawn(process.execPath, [BIN, 'events', 'tail', '--follow', '--json', '--since', '2'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...fx.env() },
+    });
+    t.after(() => follow.kill('SIGKILL'));
+    follow.stdout.setEncoding('utf8').on('data', (d: string) => (followed += d));
     const frames: JournalRecord[] = [];
     const ws = new WebSocket(`${wsUrl}?since=2`, { headers: { Authorization: `Bearer ${STREAM_TOKEN}` } });
     t.after(() => ws.terminate());
@@ -127,5 +136,7 @@ describe('delivery through the daemon', () => {
 
     const tail = jsonLines((await eventsTail(fx, ['--since', '2', '--json'])).stdout);
     assert.deepEqual(frames, tail, 'the stream and events tail show the same records');
+    await waitFor('events tail --follow to catch up', () => jsonLines(followed).length >= 8);
+    assert.deepEqual(jsonLines(followed), frames, 'events tail --follow and the stream agree');
   });
 });
