@@ -17,6 +17,7 @@ import { createWebhookHandler } from '../../src/receiver/handler.js';
 import { startReceiver } from '../../src/receiver/server.js';
 import { signMessage } from '../../src/twitch/signature.js';
 import { tempDir } from '../helpers/cli.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const SEED = Number(process.env.EVENTSUBD_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
 const N = Math.max(100, Number(process.env.EVENTSUBD_FUZZ_N ?? 2000) || 2000);
@@ -26,17 +27,6 @@ const PATH = '/twitch/eventsub';
 /** Heap and RSS may grow by at most this much over the whole run (measured after the run, GC permitting). */
 const MEMORY_BOUND_BYTES = 96 * 1024 * 1024;
 
-/** mulberry32: a tiny, good-enough 32-bit PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Fuzzed {
   method?: string;

@@ -12,20 +12,11 @@ import { test } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { Fault } from '../../src/emulator/types.js';
 import { runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const SEED = Number(process.env.EVENTSUBD_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32)) >>> 0;
 const COUNT = Math.max(20, Number(process.env.EVENTSUBD_SYNC_N ?? 200) || 200);
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test(`sync under faults: ${COUNT} subscriptions (seed ${SEED}) converge without a duplicate and with app tokens only`, async (t) => {
   t.diagnostic(`EVENTSUBD_FUZZ_SEED=${SEED} EVENTSUBD_SYNC_N=${COUNT}`);
