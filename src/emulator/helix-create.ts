@@ -50,8 +50,9 @@ function store(deps: HelixDeps, clientId: string, checked: Checked): Reply {
   const { entry, condition, callback, secret } = checked;
   const mine = deps.state.subscriptionsOf(clientId);
   const live = mine.filter((s) => LIVE_STATUSES.has(s.wire.status));
-  const key = conditionKey(condition);
-  const twins = live.filter((s) => s.wire.type === entry.type && s.wire.version === entry.version && conditionKey(s.wire.condition) === key);
+  // Conditions never change after creation, so each stored twin key is serialised once, not once per create.
+  const key = twinKeyOf(entry.type, entry.version, condition);
+  const twins = live.filter((s) => (s.twinKey ??= twinKeyOf(s.wire.type, s.wire.version, s.wire.condition)) === key);
   if (twins.some((s) => s.wire.transport.callback === callback)) return helixError(409, 'subscription already exists');
   if (twins.length >= MAX_PER_CONDITION) {
     return helixError(429, 'maximum subscriptions with type and condition exceeded');
@@ -128,6 +129,10 @@ function costOf(deps: HelixDeps, clientId: string, entry: CatalogueEntry, condit
 }
 
 /** Conditions compare by their non-empty values, whatever the key order. */
+function twinKeyOf(type: string, version: string, condition: Record<string, string>): string {
+  return `${type}\n${version}\n${conditionKey(condition)}`;
+}
+
 export function conditionKey(condition: Record<string, string>): string {
   return JSON.stringify(
     Object.entries(condition)

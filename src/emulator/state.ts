@@ -21,6 +21,8 @@ export interface StoredSubscription {
   readonly secret: string;
   /** Creation order; the pagination cursor points at it. */
   readonly seq: number;
+  /** type, version and canonical condition, computed once: the key of the 409 and 3-per-condition checks. */
+  twinKey?: string;
 }
 
 /** Statuses that make a subscription "live": it conflicts (409), counts toward the limits and the cost. */
