@@ -59,9 +59,12 @@ export async function runCli(proc: CliProcess): Promise<number> {
     let config: Config | undefined;
     const getConfig = (): Config => {
       config ??= loadConfig(overrideSettings(env, spec, args));
+      // Secrets read from *_FILE or systemd credentials are only known once the config is loaded.
       for (const s of config.eventsubSecrets) redactor.add(s);
       redactor.add(config.clientSecret);
       redactor.add(config.accessToken);
+      redactor.add(config.forward?.secret);
+      redactor.add(config.stream?.token);
       return config;
     };
     const logLevel = (env.EVENTSUBD_LOG_LEVEL as LogLevel | undefined) ?? 'info';

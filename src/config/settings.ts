@@ -76,6 +76,11 @@ export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_HOSTS.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
+/** Twitch's rule for a webhook secret (twitch-contract.md 5.1): 10-100 ASCII characters (printable, no spaces here). */
+export function isValidWebhookSecret(secret: string): boolean {
+  return secret.length >= 10 && secret.length <= 100 && /^[\x21-\x7e]+$/.test(secret);
+}
+
 const nonEmpty = (name: string) =>
   z.string().trim().min(1, `${name} must not be empty`);
 
@@ -102,8 +107,7 @@ const Schema = z.object({
     .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
     .superRefine((secrets, ctx) => {
       secrets.forEach((s, i) => {
-        // eslint-style rule from twitch-contract.md 5.1: ASCII, 10-100 characters.
-        if (s.length < 10 || s.length > 100 || !/^[\x21-\x7e]+$/.test(s)) {
+        if (!isValidWebhookSecret(s)) {
           ctx.addIssue({
             code: 'custom',
             message: `EVENTSUB_SECRET secret #${i + 1} must be 10-100 printable ASCII characters: current length is ${s.length}`,

@@ -52,7 +52,7 @@ describe('runCli()', () => {
     assert.match(extra.err, /Unexpected argument "surplus"/);
   });
 
-  test('--json errors are a JSON object on stderr, and secrets from the environment are redacted', async () => {
+  test('--json errors are one JSON object on stderr; combining list filters is a usage error', async () => {
     const res = await cli(['subscriptions', 'list', '--json', '--status', 'enabled', '--type', 'x'], {
       TWITCH_CLIENT_ID: 'abc',
       TWITCH_CLIENT_SECRET: 'very-secret-value',

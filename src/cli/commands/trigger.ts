@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { deliverWebhook, type WebhookMessageType } from '../../emulator/deliver.js';
+import { isValidWebhookSecret } from '../../config/settings.js';
 import { ConfigError, UsageError } from '../../lib/errors.js';
 import { sampleMessage, sampleTypeNames } from '../../twitch/sample-events.js';
 import { JSON_OPTION, stringOpt, type CommandSpec } from '../command.js';
@@ -28,7 +29,7 @@ export const trigger: CommandSpec = {
     const secret = stringOpt(ctx.args, 'secret');
     if (!to) throw new UsageError('Missing required flag --to URL');
     if (!secret) throw new UsageError('Missing required flag --secret S');
-    if (secret.length < 10 || secret.length > 100 || !/^[\x21-\x7e]+$/.test(secret)) {
+    if (!isValidWebhookSecret(secret)) {
       throw new ConfigError(`--secret must be 10-100 printable ASCII characters: current length is ${secret.length}`, { setting: '--secret' });
     }
     ctx.redactor.add(secret);
