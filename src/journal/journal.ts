@@ -24,7 +24,7 @@ import {
   type JournalRecord,
   type JournalStats,
 } from './types.js';
-import { SegmentWriter } from './writer.js';
+import { PIPELINE_DEPTH, SegmentWriter } from './writer.js';
 
 const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
@@ -57,8 +57,10 @@ export class Journal {
           logger: this.#logger,
           segmentMaxBytes: options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX,
           maxBatchEntries: options.durability === 'each' ? 1 : 4096,
+          pipelineDepth: options.durability === 'each' ? 1 : PIPELINE_DEPTH,
           histogram: this.#histogram,
           monotonicNow: options.monotonicNow ?? (() => performance.now()),
+          clock: options.clock,
           onCommit: () => this.#wake(),
           onRoll: () => this.#pruneQuietly(),
         });

@@ -1,15 +1,19 @@
 /**
- * Group commit. Appends queue up while a write + fdatasync is in flight; the next batch takes them all (up
- * to a size cap), gets consecutive seqs, is written as one buffer at the end of the active segment and
- * covered by one fdatasync, and then every waiter of the batch resolves.
+ * Group commit, pipelined. Appends queue up; each batch takes every queued append (up to a size cap), gets
+ * consecutive seqs, is written as one buffer at the end of the active segment and covered by one fdatasync,
+ * and then every waiter of the batch resolves. Writes are issued one after another, but the next batch is
+ * written and its fdatasync issued while the previous fdatasync is still in flight (up to PIPELINE_DEPTH
+ * batches), so the disk never waits for the event loop between two commits. An fdatasync covers every byte
+ * written to the file before it was issued; batches still resolve strictly in order.
  *
- * Failure: when the write or the fdatasync of a batch fails, every waiter of that batch is rejected with
- * JOURNAL_UNWRITABLE, the segment is truncated back to its last committed size (retried before the next
- * batch if the truncate itself fails), and the seqs of the failed batch are given to the next appends:
- * seqs stay dense and a failed line never becomes visible. Later appends simply try again, so the journal
- * recovers by itself when the disk has room again.
+ * Failure: when the write or the fdatasync of a batch fails, that batch and every later batch in flight are
+ * rejected with JOURNAL_UNWRITABLE, the segment is truncated back to its last committed size (retried before
+ * the next batch if the truncate itself fails), and their seqs are given to the next appends: seqs stay dense
+ * and a failed line never becomes visible. Later appends simply try again, so the journal recovers by itself
+ * when the disk has room again.
  */
 import { join } from 'node:path';
+import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { formatLine, receivedAtMs, segmentName, serializeEntry, toRecord } from './format.js';
 import type { LatencyHistogram } from './latency-histogram.js';
@@ -32,8 +36,12 @@ export interface WriterOptions {
   segmentMaxBytes: number;
   /** 1 for durability 'each'. */
   maxBatchEntries: number;
+  /** Batches whose fdatasync may overlap: PIPELINE_DEPTH, or 1 for durability 'each'. */
+  pipelineDepth: number;
   histogram: LatencyHistogram;
   monotonicNow: () => number;
+  /** Paces the probe that clears `failing` once the directory takes writes again (see PROBE_INTERVAL_MS). */
+  clock: Clock;
   /** Called after each committed batch (wakes followers). */
   onCommit: () => void;
   /** Called after a batch that started a new segment (retention). Must not throw. */
@@ -41,17 +49,41 @@ export interface WriterOptions {
 }
 
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/** Batches written whose fdatasync may still be running. 2 keeps the disk busy; more only adds memory. */
+export const PIPELINE_DEPTH = 2;
+/**
+ * While appends fail, a probe file is written and fdatasynced this often; when that succeeds `failing` clears,
+ * so /readyz turns ready again without waiting for a notification (a load balancer sends none to an unready one).
+ */
+export const PROBE_INTERVAL_MS = 2_000;
+const PROBE_FILE = '.write-probe';
+const PROBE_BYTES = 4096;
 
-/** The single writer of a journal directory: queue, batches, roll-over, repair after a failure. */
+/** A batch written to the active segment, its fdatasync under way (`synced` never rejects). */
+interface InFlight {
+  batch: Pending[];
+  first: number;
+  bytes: number;
+  seg: Segment;
+  synced: Promise<unknown>;
+}
+
+/** The single writer of a journal directory: queue, pipelined batches, roll-over, repair after a failure. */
 export class SegmentWriter {
   readonly #o: WriterOptions;
   #queue: Pending[] = [];
+  readonly #inFlight: InFlight[] = [];
   #running: Promise<void> | undefined;
+  #arrival: Promise<boolean> | undefined;
+  #wakeOnArrival: ((arrived: boolean) => void) | undefined;
   #handle: JournalFileHandle | undefined;
+  /** Bytes written past the active segment's committed size by batches in flight. */
+  #pendingBytes = 0;
   /** The active segment may hold bytes past its committed size (a failed batch): truncate before writing. */
   #dirty = false;
   #rolled = false;
   #failing = false;
+  #probeStop: AbortController | undefined;
   readonly counters = { appends: 0, fsyncs: 0, failures: 0, lastFsyncMs: 0 };
 
   constructor(options: WriterOptions) {
@@ -68,6 +100,11 @@ export class SegmentWriter {
     const body = serializeEntry(entry);
     return new Promise((resolve, reject) => {
       this.#queue.push({ entry, body, resolve, reject });
+      if (this.#wakeOnArrival) {
+        this.#wakeOnArrival(true);
+        this.#wakeOnArrival = undefined;
+        this.#arrival = undefined;
+      }
       // A microtask later, so that appends made in the same tick share the first batch.
       this.#running ??= Promise.resolve().then(() => this.#drain());
     });
@@ -80,6 +117,7 @@ export class SegmentWriter {
 
   /** Flushes, then closes the active file. Idempotent. */
   async close(): Promise<void> {
+    this.#probeStop?.abort();
     await this.flush();
     const active = this.#o.set.list.at(-1);
     if (this.#dirty && active) await this.#repair(active).catch(() => undefined);
@@ -90,12 +128,24 @@ export class SegmentWriter {
 
   async #drain(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
-        await this.#commit(this.#takeBatch());
+      while (this.#queue.length > 0 || this.#inFlight.length > 0) {
+        const room = this.#inFlight.length < this.#o.pipelineDepth;
+        if (room && this.#queue.length > 0) {
+          await this.#start(this.#takeBatch());
+          continue;
+        }
+        // With room for another batch, the first append to arrive starts it, even before the oldest commit returns.
+        if (room && (await Promise.race([this.#inFlight[0]!.synced.then(() => false), this.#nextArrival()]))) continue;
+        await this.#settleOldest();
       }
     } finally {
       this.#running = undefined;
     }
+  }
+
+  /** Resolves true at the next `enqueue()`. */
+  #nextArrival(): Promise<boolean> {
+    return (this.#arrival ??= new Promise<boolean>((resolve) => (this.#wakeOnArrival = resolve)));
   }
 
   #takeBatch(): Pending[] {
@@ -108,29 +158,51 @@ export class SegmentWriter {
     return this.#queue.splice(0, n);
   }
 
-  async #commit(batch: Pending[]): Promise<void> {
-    const { set } = this.#o;
-    const first = set.head + 1;
-    const buf = Buffer.from(batch.map((p, i) => formatLine(first + i, p.body)).join(''), 'utf8');
+  /** Writes a batch after those in flight and issues its fdatasync; a failure rejects it (and those in flight). */
+  async #start(batch: Pending[]): Promise<void> {
+    const first = this.#o.set.head + 1 + this.#inFlight.reduce((n, f) => n + f.batch.length, 0);
+    let buf: Buffer | undefined;
     let seg: Segment | undefined;
     try {
+      buf = Buffer.from(batch.map((p, i) => formatLine(first + i, p.body)).join(''), 'utf8');
       seg = await this.#prepare();
-      const handle = this.#handle!;
-      this.#dirty = true;
-      await writeAll(handle, buf, seg.size);
-      const t0 = this.#o.monotonicNow();
-      await handle.datasync();
-      const ms = this.#o.monotonicNow() - t0;
-      this.counters.fsyncs += 1;
-      this.counters.lastFsyncMs = ms;
-      this.#o.histogram.observe(ms);
-      this.#dirty = false;
+      const position = seg.size + this.#pendingBytes;
+      this.#pendingBytes += buf.length;
+      await writeAll(this.#handle!, buf, position);
     } catch (err) {
-      await this.#fail(batch, seg, err);
+      // The batches in flight before this one may still commit: settle them first, then cut this one off.
+      while (this.#inFlight.length > 0) await this.#settleOldest();
+      await this.#failFrom(0, seg, err, batch);
       return;
     }
+    const t0 = this.#o.monotonicNow();
+    const synced = this.#handle!.datasync().then(
+      () => {
+        const ms = this.#o.monotonicNow() - t0;
+        this.counters.fsyncs += 1;
+        this.counters.lastFsyncMs = ms;
+        this.#o.histogram.observe(ms);
+        return undefined;
+      },
+      (err: unknown) => err ?? new Error('fdatasync failed'),
+    );
+    this.#inFlight.push({ batch, first, bytes: buf.length, seg, synced });
+  }
+
+  /** Waits for the oldest batch in flight and resolves its appends, or rejects it and every later one. */
+  async #settleOldest(): Promise<void> {
+    const oldest = this.#inFlight[0]!;
+    const err = await oldest.synced;
+    if (err !== undefined) {
+      await this.#failFrom(0, oldest.seg, err);
+      return;
+    }
+    this.#inFlight.shift();
+    const { batch, first, bytes, seg } = oldest;
+    const { set } = this.#o;
     const last = first + batch.length - 1;
-    seg.size += buf.length;
+    seg.size += bytes;
+    this.#pendingBytes -= bytes;
     seg.lastSeq = last;
     seg.lastReceivedAtMs = receivedAtMs(batch[batch.length - 1]!.entry);
     set.head = last;
@@ -148,23 +220,78 @@ export class SegmentWriter {
     this.#o.onCommit();
   }
 
-  async #fail(batch: Pending[], seg: Segment | undefined, cause: unknown): Promise<void> {
+  /**
+   * Rejects the batch in flight at `index`, every later one (their bytes follow its bytes) and `notStarted`,
+   * once every fdatasync they issued has returned, then truncates the segment back to its committed size.
+   */
+  async #failFrom(index: number, seg: Segment | undefined, cause: unknown, notStarted: Pending[] = []): Promise<void> {
+    const failed = this.#inFlight.splice(index);
+    await Promise.all(failed.map((f) => f.synced));
+    const rejected = [...failed.flatMap((f) => f.batch), ...notStarted];
+    this.#pendingBytes = 0;
+    this.#dirty = true;
     this.counters.failures += 1;
-    if (seg && this.#dirty) await this.#repair(seg).catch(() => undefined);
+    if (seg) await this.#repair(seg).catch(() => undefined);
     const path = seg?.path ?? this.#o.dir;
     const err = new JournalError(`Cannot append to the journal in ${path}: ${errMessage(cause)}`, { cause, path });
     if (!this.#failing) {
       this.#failing = true;
-      this.#o.logger.error('Journal append failed; the batch was rejected', { err, records: batch.length, path });
+      this.#o.logger.error('Journal append failed; the batch was rejected', { err, records: rejected.length, path });
+      this.#probeUntilWritable();
     }
-    for (const p of batch) p.reject(err);
+    for (const p of rejected) p.reject(err);
   }
 
-  /** Makes the active segment ready for the next batch: repaired, rolled over if full, open. */
+  /** Every PROBE_INTERVAL_MS while failing and idle: a probe write that succeeds clears `failing`. */
+  #probeUntilWritable(): void {
+    if (this.#probeStop) return;
+    const stop = new AbortController();
+    this.#probeStop = stop;
+    const loop = async (): Promise<void> => {
+      while (this.#failing && !stop.signal.aborted) {
+        await this.#o.clock.sleep(PROBE_INTERVAL_MS, stop.signal);
+        if (!this.#failing || this.#running || !(await this.#probe())) continue;
+        this.#failing = false;
+        this.#o.logger.info('Journal directory takes writes again');
+      }
+    };
+    loop()
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.#probeStop === stop) this.#probeStop = undefined;
+      });
+  }
+
+  /** Writes, fdatasyncs and removes a small file next to the segments; true when all of it worked. */
+  async #probe(): Promise<boolean> {
+    const path = join(this.#o.dir, PROBE_FILE);
+    let handle: JournalFileHandle | undefined;
+    try {
+      handle = await this.#o.fs.open(path, 'w', 0o600);
+      await writeAll(handle, Buffer.alloc(PROBE_BYTES), 0);
+      await handle.datasync();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await handle?.close().catch(() => undefined);
+      await this.#o.fs.unlink(path).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Makes the active segment ready for the next batch: repaired, rolled over if full, open. A roll waits for
+   * the batches in flight first, since it closes the segment they are written to.
+   */
   async #prepare(): Promise<Segment> {
     let seg = this.#o.set.list.at(-1);
     if (seg && this.#dirty) await this.#repair(seg);
-    if (!seg || (seg.size > 0 && seg.size >= this.#o.segmentMaxBytes)) seg = await this.#roll();
+    if (!seg || (seg.size > 0 && seg.size + this.#pendingBytes >= this.#o.segmentMaxBytes)) {
+      while (this.#inFlight.length > 0) await this.#settleOldest();
+      seg = this.#o.set.list.at(-1);
+      if (seg && this.#dirty) await this.#repair(seg);
+      if (!seg || (seg.size > 0 && seg.size >= this.#o.segmentMaxBytes)) seg = await this.#roll();
+    }
     this.#handle ??= await this.#o.fs.open(seg.path, 'r+');
     return seg;
   }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Journal } from '../../src/journal/journal.js';
+import { PROBE_INTERVAL_MS } from '../../src/journal/writer.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { allLines, entry, faultyFs, segmentNames, tempJournalDir, type FaultSwitch } from './helpers.js';
 
@@ -107,4 +108,33 @@ test('Journal.open() fails with JOURNAL_UNWRITABLE when the directory cannot be 
     assert.match(err.message, /EACCES/);
     return true;
   });
+});
+
+test('Journal.writable turns true again by itself once a probe write succeeds, without another append', async (t) => {
+  const dir = tempJournalDir(t);
+  const faults: FaultSwitch = { datasyncs: 0 };
+  const clock = new FakeClock();
+  const journal = await Journal.open({ dir, clock, fs: await faultyFs(faults) });
+  t.after(() => journal.close());
+  await journal.append(entry(1));
+  faults.failWrite = 'throw';
+  await assert.rejects(journal.append(entry(2)), { code: 'JOURNAL_UNWRITABLE' });
+  assert.equal(journal.writable, false);
+
+  /** Lets one probe run to its end: it then either sleeps again (one more sleep recorded) or clears the failure. */
+  const probeRound = async (ms = PROBE_INTERVAL_MS): Promise<void> => {
+    const sleeps = clock.sleeps.length;
+    await clock.advance(ms);
+    while (clock.sleeps.length === sleeps && !journal.writable) await new Promise((resolve) => setImmediate(resolve));
+  };
+  await probeRound();
+  assert.equal(journal.writable, false, 'the probe write failed too: still failing');
+  faults.failWrite = undefined;
+  await clock.advance(PROBE_INTERVAL_MS - 1);
+  assert.equal(journal.writable, false, 'not before the next probe');
+  await probeRound(1);
+  assert.equal(journal.writable, true, 'a successful probe clears the failure');
+  assert.deepEqual(segmentNames(dir), ['00000000000000000001.jsonl'], 'the probe file is gone');
+  assert.equal(journal.head, 1);
+  assert.equal((await journal.append(entry(3))).seq, 2);
 });
