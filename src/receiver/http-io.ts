@@ -51,12 +51,24 @@ export function requestPath(url: string | undefined): string {
   return q === -1 ? target : target.slice(0, q);
 }
 
-/** Builds the handler's request. Headers come from `headersDistinct`, so a repeated header stays visible. */
-export function toReceiverRequest(req: IncomingMessage, body: Buffer): ReceiverRequest {
-  const headers: ReceiverRequest['headers'] = {};
-  for (const [name, values] of Object.entries(req.headersDistinct)) {
-    if (values === undefined) continue;
-    headers[name] = values.length === 1 ? values[0] : values;
+/**
+ * The request's headers by lower-case name, from `rawHeaders`: a header sent once is a string, a repeated one
+ * an array of every value (so a repeated Twitch header stays visible). Node's own `headers`/`headersDistinct`
+ * are not touched: each would build its object again.
+ */
+export function readHeaders(req: IncomingMessage): ReceiverRequest['headers'] {
+  const headers: ReceiverRequest['headers'] = Object.create(null) as ReceiverRequest['headers'];
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    const seen = headers[name];
+    headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
   }
+  return headers;
+}
+
+/** Builds the handler's request from the request and its body, with the headers from `readHeaders`. */
+export function toReceiverRequest(req: IncomingMessage, body: Buffer, headers = readHeaders(req)): ReceiverRequest {
   return { method: req.method ?? '', path: requestPath(req.url), headers, body };
 }

@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { AppError, ConfigError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { WebhookHandler } from './handler.js';
-import { readBody, requestPath, toReceiverRequest } from './http-io.js';
+import { readBody, readHeaders, requestPath, toReceiverRequest } from './http-io.js';
 import type { ReceiverMetrics, ReceiverOutcome, ReceiverResponse } from './types.js';
 
 /** Server limits; every field has a default. Times in ms. */
@@ -107,12 +107,18 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
 
   const send = (res: ServerResponse, response: ReceiverResponse): void => {
     if (res.headersSent || res.destroyed) return;
+    const bodyless = response.status === 204 || response.status === 304 || response.body === undefined;
+    if (bodyless && !closing) {
+      res.writeHead(response.status, response.headers);
+      res.end();
+      return;
+    }
     const headers: Record<string, string> = { ...response.headers };
-    const body = response.body === undefined ? undefined : Buffer.from(response.body);
-    if (body !== undefined && response.status !== 204 && response.status !== 304) headers['Content-Length'] = String(body.length);
+    const body = bodyless ? undefined : Buffer.from(response.body!);
+    if (body !== undefined) headers['Content-Length'] = String(body.length);
     if (closing) headers['Connection'] = 'close';
     res.writeHead(response.status, headers);
-    res.end(response.status === 204 || response.status === 304 ? undefined : body);
+    res.end(body);
   };
   const refuse = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}): void =>
     send(res, { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close', ...extra }, body: text });
@@ -145,8 +151,10 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     req.resume();
   };
 
-  const declaredTooLarge = (req: IncomingMessage): boolean =>
-    Number(req.headers['content-length'] ?? 0) > limits.maxBodyBytes;
+  const declaredTooLarge = (req: IncomingMessage, headers = readHeaders(req)): boolean => {
+    const length = headers['content-length'];
+    return (Array.isArray(length) ? Math.max(...length.map(Number)) : Number(length ?? 0)) > limits.maxBodyBytes;
+  };
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.on('error', () => {});
@@ -159,7 +167,8 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     }
     stats.inFlight += 1;
     res.once('close', () => (stats.inFlight -= 1));
-    if (declaredTooLarge(req)) {
+    const headers = readHeaders(req);
+    if (declaredTooLarge(req, headers)) {
       refuseTooLarge(req, res);
       return;
     }
@@ -173,7 +182,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
       res.destroy();
       return;
     }
-    const response = await options.handler(toReceiverRequest(req, body));
+    const response = await options.handler(toReceiverRequest(req, body, headers));
     send(res, response);
   }
 
