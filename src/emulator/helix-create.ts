@@ -3,7 +3,8 @@ import { lookupType, type CatalogueEntry } from './catalogue.js';
 import type { HelixDeps } from './helix.js';
 import { helixError, isRecord, parseJson, type Reply, type Req } from './http.js';
 import { randomId, rfc3339Nano } from './ids.js';
-import { LIVE_STATUSES, type StoredSubscription, type TokenRecord } from './state.js';
+import type { StoredSubscription, TokenRecord } from './state.js';
+import { twinKeyOf } from './sub-index.js';
 import type { WireSubscription } from './types.js';
 
 /** Most subscriptions with the same type, version and condition (contract 5.6, RFC 0014). */
@@ -48,17 +49,15 @@ interface Checked {
 
 function store(deps: HelixDeps, clientId: string, checked: Checked): Reply {
   const { entry, condition, callback, secret } = checked;
-  const mine = deps.state.subscriptionsOf(clientId);
-  const live = mine.filter((s) => LIVE_STATUSES.has(s.wire.status));
-  // Conditions never change after creation, so each stored twin key is serialised once, not once per create.
-  const key = twinKeyOf(entry.type, entry.version, condition);
-  const twins = live.filter((s) => (s.twinKey ??= twinKeyOf(s.wire.type, s.wire.version, s.wire.condition)) === key);
+  // Indexed by the state: the live twins, the count and the live cost are O(1) lookups, not walks.
+  const twins = deps.state.liveTwins(clientId, twinKeyOf(entry.type, entry.version, condition));
   if (twins.some((s) => s.wire.transport.callback === callback)) return helixError(409, 'subscription already exists');
   if (twins.length >= MAX_PER_CONDITION) {
     return helixError(429, 'maximum subscriptions with type and condition exceeded');
   }
   const cost = costOf(deps, clientId, entry, condition);
-  const totalCost = live.reduce((sum, s) => sum + s.wire.cost, 0) + cost;
+  const before = deps.state.totals(clientId);
+  const totalCost = before.totalCost + cost;
   // Assumption: the contract gives no answer for going over max_total_cost; 403 with this message is ours.
   if (totalCost > deps.maxTotalCost) return helixError(403, 'subscription cost exceeds max total cost');
 
@@ -75,7 +74,7 @@ function store(deps: HelixDeps, clientId: string, checked: Checked): Reply {
   const stored: StoredSubscription = deps.state.addSubscription({ wire, clientId, secret });
   return {
     status: 202,
-    json: { data: [structuredClone(wire)], total: mine.length + 1, total_cost: totalCost, max_total_cost: deps.maxTotalCost },
+    json: { data: [structuredClone(wire)], total: before.total + 1, total_cost: totalCost, max_total_cost: deps.maxTotalCost },
     after: () => deps.onCreated(stored),
   };
 }
@@ -126,17 +125,4 @@ function costOf(deps: HelixDeps, clientId: string, entry: CatalogueEntry, condit
   if (entry.requiresAuth) return 0;
   const users = Object.entries(condition).filter(([field, value]) => field.endsWith('user_id') && value);
   return users.some(([, userId]) => deps.state.isAuthorized(clientId, userId)) ? 0 : 1;
-}
-
-/** Conditions compare by their non-empty values, whatever the key order. */
-function twinKeyOf(type: string, version: string, condition: Record<string, string>): string {
-  return `${type}\n${version}\n${conditionKey(condition)}`;
-}
-
-export function conditionKey(condition: Record<string, string>): string {
-  return JSON.stringify(
-    Object.entries(condition)
-      .filter(([, v]) => v !== '')
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-  );
 }

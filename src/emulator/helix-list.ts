@@ -3,10 +3,9 @@ import { KNOWN_STATUSES } from '../twitch/wire.js';
 import { isKnownType } from './catalogue.js';
 import type { HelixDeps } from './helix.js';
 import { helixError, isRecord, type Reply, type Req } from './http.js';
-import { LIVE_STATUSES, type StoredSubscription, type TokenRecord } from './state.js';
+import type { TokenRecord } from './state.js';
 
 const FILTERS = ['status', 'type', 'user_id', 'subscription_id'] as const;
-type FilterName = (typeof FILTERS)[number];
 
 /** `max_total_cost` of a user token (websocket), contract 5.6. */
 const WEBSOCKET_MAX_TOTAL_COST = 10;
@@ -29,19 +28,18 @@ export function listSubscriptions(deps: HelixDeps, req: Req, caller: TokenRecord
   if (caller.kind !== 'app') {
     return { status: 200, json: { data: [], total: 0, total_cost: 0, max_total_cost: WEBSOCKET_MAX_TOTAL_COST, pagination: {} } };
   }
-  const mine = deps.state.subscriptionsOf(caller.clientId);
-  const matching = mine.filter((s) => s.seq > afterSeq && (!filter || matchesFilter(s, filter, value)));
-  const page = matching.slice(0, deps.pageSize);
+  const query = { filter: filter ? { name: filter, value } : undefined, afterSeq, limit: deps.pageSize };
+  const { page, more } = deps.state.pageOf(caller.clientId, query);
   const last = page.at(-1);
-  const more = last !== undefined && matching.length > page.length;
+  const { total, totalCost } = deps.state.totals(caller.clientId);
   return {
     status: 200,
     json: {
       data: page.map((s) => structuredClone(s.wire)),
-      total: mine.length,
-      total_cost: mine.filter((s) => LIVE_STATUSES.has(s.wire.status)).reduce((sum, s) => sum + s.wire.cost, 0),
+      total,
+      total_cost: totalCost,
       max_total_cost: deps.maxTotalCost,
-      pagination: more ? { cursor: encodeCursor(last.seq) } : {},
+      pagination: more && last !== undefined ? { cursor: encodeCursor(last.seq) } : {},
     },
   };
 }
@@ -54,19 +52,6 @@ export function deleteSubscription(deps: HelixDeps, req: Req, caller: TokenRecor
   if (!found || found.clientId !== caller.clientId) return helixError(404, 'subscription not found');
   deps.state.deleteSubscription(id);
   return { status: 204 };
-}
-
-function matchesFilter(s: StoredSubscription, filter: FilterName, value: string): boolean {
-  switch (filter) {
-    case 'status':
-      return s.wire.status === value;
-    case 'type':
-      return s.wire.type === value;
-    case 'subscription_id':
-      return s.wire.id === value;
-    case 'user_id':
-      return Object.entries(s.wire.condition).some(([field, v]) => field.endsWith('user_id') && v === value);
-  }
 }
 
 /** Cursors are opaque to clients (base64url JSON, like Twitch's); they point after a creation sequence. */

@@ -143,7 +143,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     setSubscriptionStatus: (id: string, status: string) => {
       const found = state.findSubscription(id);
       if (!found) throw new Error(`Unknown subscription ${id}`);
-      found.wire.status = status;
+      state.setSubscriptionStatus(found, status);
     },
     stats,
     resetStats: () => resetStats(stats),

@@ -1,7 +1,10 @@
 /** What the emulated Twitch remembers: clients, tokens, user authorizations and subscriptions. */
 import type { Clock } from '../lib/clock.js';
 import { randomAlnum } from './ids.js';
-import type { EmulatorClient, WireSubscription } from './types.js';
+import { ClientSubscriptions, twinKeyOf, type StoredSubscription, type SubscriptionFilter } from './sub-index.js';
+import type { EmulatorClient } from './types.js';
+
+export { LIVE_STATUSES, type StoredSubscription } from './sub-index.js';
 
 export interface TokenRecord {
   readonly value: string;
@@ -14,19 +17,11 @@ export interface TokenRecord {
   invalid: boolean;
 }
 
-export interface StoredSubscription {
-  readonly wire: WireSubscription;
-  readonly clientId: string;
-  /** Kept for signing deliveries; never part of an answer. */
-  readonly secret: string;
-  /** Creation order; the pagination cursor points at it. */
-  readonly seq: number;
-  /** type, version and canonical condition, computed once: the key of the 409 and 3-per-condition checks. */
-  twinKey?: string;
+/** A page of one client's subscriptions and whether more follow it. */
+export interface SubscriptionPage {
+  page: StoredSubscription[];
+  more: boolean;
 }
-
-/** Statuses that make a subscription "live": it conflicts (409), counts toward the limits and the cost. */
-export const LIVE_STATUSES: ReadonlySet<string> = new Set(['enabled', 'webhook_callback_verification_pending']);
 
 /** All mutable state of one emulator. Tokens and subscriptions never leave it except as copies. */
 export class EmulatorState {
@@ -36,7 +31,9 @@ export class EmulatorState {
   readonly #tokens = new Map<string, TokenRecord>();
   /** clientId → user IDs that authorized it (a registered user token); subscriptions naming them cost 0. */
   readonly #authorized = new Map<string, Set<string>>();
-  #subscriptions: StoredSubscription[] = [];
+  /** Every subscription by id; a Map iterates in insertion order, which is creation order. */
+  readonly #subscriptions = new Map<string, StoredSubscription>();
+  readonly #byClient = new Map<string, ClientSubscriptions>();
   #seq = 0;
 
   constructor(clock: Clock, tokenTtlSeconds: number) {
@@ -105,25 +102,60 @@ export class EmulatorState {
     return this.#authorized.get(clientId)?.has(userId) ?? false;
   }
 
-  addSubscription(init: Omit<StoredSubscription, 'seq'>): StoredSubscription {
-    const stored = { ...init, seq: ++this.#seq };
-    this.#subscriptions.push(stored);
+  /** Stores a new subscription (its wire status decides whether it is live) with the next sequence. */
+  addSubscription(init: Omit<StoredSubscription, 'seq' | 'twinKey'>): StoredSubscription {
+    const { type, version, condition } = init.wire;
+    const stored: StoredSubscription = { ...init, seq: ++this.#seq, twinKey: twinKeyOf(type, version, condition) };
+    this.#subscriptions.set(stored.wire.id, stored);
+    let mine = this.#byClient.get(stored.clientId);
+    if (!mine) this.#byClient.set(stored.clientId, (mine = new ClientSubscriptions()));
+    mine.add(stored);
     return stored;
   }
 
   /** Oldest first; all clients when `clientId` is undefined. */
   subscriptionsOf(clientId: string | undefined): StoredSubscription[] {
-    return this.#subscriptions.filter((s) => clientId === undefined || s.clientId === clientId);
+    if (clientId === undefined) return [...this.#subscriptions.values()];
+    return this.#byClient.get(clientId)?.toArray() ?? [];
   }
 
   findSubscription(id: string): StoredSubscription | undefined {
-    return this.#subscriptions.find((s) => s.wire.id === id);
+    return this.#subscriptions.get(id);
   }
 
   deleteSubscription(id: string): boolean {
-    const before = this.#subscriptions.length;
-    this.#subscriptions = this.#subscriptions.filter((s) => s.wire.id !== id);
-    return this.#subscriptions.length !== before;
+    const found = this.#subscriptions.get(id);
+    if (!found) return false;
+    this.#subscriptions.delete(id);
+    this.#byClient.get(found.clientId)?.remove(found);
+    return true;
+  }
+
+  /** The only way a stored subscription's status changes, so that the indexes and the total cost follow it. */
+  setSubscriptionStatus(subscription: StoredSubscription, status: string): void {
+    if (this.#subscriptions.get(subscription.wire.id) !== subscription) throw new Error(`Unknown subscription ${subscription.wire.id}`);
+    this.#byClient.get(subscription.clientId)?.setStatus(subscription, status);
+  }
+
+  /** The client's live subscriptions with this twin key (see twinKeyOf). Do not modify. */
+  liveTwins(clientId: string, twinKey: string): readonly StoredSubscription[] {
+    return this.#byClient.get(clientId)?.liveTwins(twinKey) ?? [];
+  }
+
+  /** `total` (every subscription of the client) and `totalCost` (sum of `cost` over its live ones). */
+  totals(clientId: string): { total: number; totalCost: number } {
+    const mine = this.#byClient.get(clientId);
+    return { total: mine?.total ?? 0, totalCost: mine?.liveCost ?? 0 };
+  }
+
+  /** Up to `limit` of the client's subscriptions created after `afterSeq` and matching `filter`, oldest first. */
+  pageOf(clientId: string, query: { filter: SubscriptionFilter | undefined; afterSeq: number; limit: number }): SubscriptionPage {
+    const { filter, afterSeq, limit } = query;
+    if (filter?.name === 'subscription_id') {
+      const found = this.#subscriptions.get(filter.value);
+      return { page: found && found.clientId === clientId && found.seq > afterSeq && limit > 0 ? [found] : [], more: false };
+    }
+    return this.#byClient.get(clientId)?.page(filter, afterSeq, limit) ?? { page: [], more: false };
   }
 
   #store(init: Omit<TokenRecord, 'value' | 'expiresAt' | 'invalid'>): TokenRecord {

@@ -80,6 +80,6 @@ export class Verifier {
   #settle(subscription: StoredSubscription, ok: boolean): void {
     if (this.#deps.state.findSubscription(subscription.wire.id) !== subscription) return;
     if (subscription.wire.status !== PENDING) return;
-    subscription.wire.status = ok ? 'enabled' : 'webhook_callback_verification_failed';
+    this.#deps.state.setSubscriptionStatus(subscription, ok ? 'enabled' : 'webhook_callback_verification_failed');
   }
 }
