@@ -29,6 +29,8 @@ import { PIPELINE_DEPTH, SegmentWriter } from './writer.js';
 const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
 const FOLLOW_BATCH = 256;
+/** `recent()` reads in larger chunks: it runs once, at start-up, and each chunk costs an open, a read and a close. */
+const RECENT_BATCH = 4096;
 
 /** The journal. Build it with `Journal.open()`; close it with `close()`. */
 export class Journal {
@@ -154,7 +156,7 @@ export class Journal {
     let after = start.firstSeq - 1;
     let position: ReadPosition | undefined;
     while (after < until) {
-      const chunk = await readRecords(this.#fs, this.#set, { since: after, limit: FOLLOW_BATCH, position });
+      const chunk = await readRecords(this.#fs, this.#set, { since: after, limit: RECENT_BATCH, position });
       if (chunk.records.length === 0) return;
       position = chunk.position;
       for (const record of chunk.records) {
