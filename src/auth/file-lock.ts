@@ -1,5 +1,5 @@
 /**
- * A cross-process lock file (`open(path, 'wx')`), so that the daemon and CLI processes sharing one state
+ * A cross-process lock file (created whole by `link()`), so that the daemon and CLI processes sharing one state
  * directory never mint two tokens at once. A holder that died or has held the lock for longer than
  * `staleMs` is considered gone and its lock is broken.
  */
@@ -71,20 +71,28 @@ async function acquire(options: FileLockOptions, signal: AbortSignal | undefined
   }
 }
 
+/**
+ * Creates the lock with its content in one step: the content goes to a temporary file first, which is then
+ * hard-linked to the lock's name (link fails when the lock exists). A holder killed at any moment so leaves
+ * either no lock or a complete one, never an empty lock that others would wait `staleMs` to break.
+ */
 async function tryCreate(path: string, content: string): Promise<boolean> {
-  let handle;
+  const temp = `${path}.${randomUUID()}.tmp`;
   try {
-    handle = await open(path, 'wx', 0o600);
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+    await link(temp, path);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw new StateDirError(`Cannot create the lock file ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    await handle.writeFile(content);
   } finally {
-    await handle.close();
+    await unlink(temp).catch(() => undefined);
   }
-  return true;
 }
 
 async function readLock(path: string): Promise<{ raw: string; record: LockRecord | undefined } | undefined> {

@@ -80,18 +80,25 @@ export class TokenAcquirer {
 
   /**
    * A usable app token from the cache or a fresh mint (`forceMint` skips the cache), retried
-   * `mintAttempts` times on Twitch/network failures.
+   * `mintAttempts` times on Twitch/network failures. `replacing`: the fingerprint of the token being
+   * replaced (it is expiring), never adopted again from the cache: /validate's whole-second `expires_in`
+   * can make it look usable for up to a second longer than the cache's exact expiry says, and adopting it
+   * then would turn the rotation into a loop of /validate calls until the cache's deadline passes.
    * @throws TwitchAuthError (never retried); AppError TOKEN_UNAVAILABLE without a secret or after the
    *   last attempt; StateDirError; AbortedError.
    */
-  acquire(signal: AbortSignal, options: { forceMint?: boolean } = {}): Promise<AppToken> {
-    return this.#withRetries(signal, () => this.#acquireOnce(signal, options.forceMint ?? false));
+  acquire(signal: AbortSignal, options: { forceMint?: boolean; replacing?: string | undefined } = {}): Promise<AppToken> {
+    return this.#withRetries(signal, () => this.#acquireOnce(signal, options.forceMint ?? false, options.replacing));
   }
 
-  async #acquireOnce(signal: AbortSignal, forceMint: boolean): Promise<AppToken> {
+  async #acquireOnce(signal: AbortSignal, forceMint: boolean, replacing: string | undefined): Promise<AppToken> {
     const { cache } = this.#d;
+    const read = async (): Promise<CachedToken | undefined> => {
+      const cached = await cache.read();
+      return cached && replacing !== undefined && fingerprintOf(cached.accessToken) === replacing ? undefined : cached;
+    };
     if (!forceMint) {
-      const adopted = await this.#adopt(await cache.read(), signal, false);
+      const adopted = await this.#adopt(await read(), signal, false);
       if (adopted) return adopted;
     }
     if (!this.#d.canMint) {
@@ -102,7 +109,7 @@ export class TokenAcquirer {
     }
     return cache.withLock(async () => {
       if (!forceMint) {
-        const adopted = await this.#adopt(await cache.read(), signal, true);
+        const adopted = await this.#adopt(await read(), signal, true);
         if (adopted) return adopted;
       }
       return this.#mint(signal);

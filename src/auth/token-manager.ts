@@ -245,7 +245,9 @@ export class TokenManager implements TokenSource {
 
   #acquire(signal: AbortSignal): Promise<AppToken> {
     const supplied = this.#o.suppliedToken;
-    return supplied !== undefined ? this.#acq.validateSupplied(supplied, signal) : this.#acq.acquire(signal);
+    if (supplied !== undefined) return this.#acq.validateSupplied(supplied, signal);
+    // Called only without a current token or with an expiring one: never take that one back from the cache.
+    return this.#acq.acquire(signal, { replacing: this.#current?.fingerprint });
   }
 
   #swap(token: AppToken | undefined): void {
@@ -290,7 +292,7 @@ export class TokenManager implements TokenSource {
         await this.getToken(signal);
       },
       rotate: async (token, signal) => {
-        const next = await this.#share(signal, (s) => this.#acq.acquire(s));
+        const next = await this.#share(signal, (s) => this.#acq.acquire(s, { replacing: token.fingerprint }));
         await this.#afterRotation(refOf(token), next, signal);
       },
       validate: (token, signal) => this.#validateCurrent(token, signal),

@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Agent, request } from 'undici';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import type { JournalRecord } from '../../src/journal/types.js';
 import { BIN, ROOT, runCli, tempDir, type CliResult } from '../helpers/cli.js';
 
@@ -64,11 +64,17 @@ export interface Fixture {
  * Starts the emulator (delivering to a free loopback port that the daemon will listen on), writes the
  * subscriptions file (default DEFAULT_SUBSCRIPTIONS) and makes a fresh state dir. `close()` undoes it all.
  */
-export async function startFixture(options: { subscriptions?: readonly DesiredEntry[] } = {}): Promise<Fixture> {
+export async function startFixture(
+  options: {
+    subscriptions?: readonly DesiredEntry[];
+    /** Emulator options beyond where it listens and delivers. */
+    emulator?: Omit<EmulatorOptions, 'host' | 'port' | 'deliverTo' | 'dispatcher'>;
+  } = {},
+): Promise<Fixture> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const agent = new Agent({ connections: 64, keepAliveTimeout: 1_000 });
-  const emulator = await startEmulator({ host: '127.0.0.1', port: 0, deliverTo: origin, dispatcher: agent });
+  const emulator = await startEmulator({ ...options.emulator, host: '127.0.0.1', port: 0, deliverTo: origin, dispatcher: agent });
   const dir = tempDir('eventsubd-daemon-');
   const stateDir = join(dir.path, 'state');
   const subscriptionsFile = join(dir.path, 'subscriptions.json');
