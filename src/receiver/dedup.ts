@@ -8,8 +8,7 @@ import type { Clock } from '../lib/clock.js';
 
 /** 20 minutes: the 10-minute replay window on either side of our clock. */
 export const DEFAULT_DEDUP_RETENTION_MS = 20 * 60_000;
-/** Default hard cap on the keys held (two keys per notification that has an event id). */
-/** Two keys per notification: a million notifications within the retention, about 60 MB at most. */
+/** Default cap on the keys held: two keys per notification with an event id, so a million notifications within the retention, about 60 MB at most. */
 export const DEFAULT_DEDUP_MAX_ENTRIES = 2_000_000;
 
 export interface DedupOptions {
