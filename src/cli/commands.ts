@@ -1,27 +1,150 @@
-/** The command table: the single source of parsing, help and dispatch. */
-import type { CommandSpec } from './command.js';
-import { configCheck } from './commands/config-check.js';
-import { emulate } from './commands/emulate.js';
-import { eventsTail } from './commands/events-tail.js';
-import { run } from './commands/run.js';
-import { subscriptionsCreate } from './commands/subscriptions-create.js';
-import { subscriptionsDelete } from './commands/subscriptions-delete.js';
-import { subscriptionsList } from './commands/subscriptions-list.js';
-import { subscriptionsSync } from './commands/subscriptions-sync.js';
-import { tokenRevoke, tokenRotate, tokenStatus } from './commands/token.js';
-import { trigger } from './commands/trigger.js';
+/**
+ * The command table: the single source of parsing, help and dispatch. Each entry declares its words, usage
+ * and options here, statically; its code (`commands/*.ts`) is imported only when the command runs, so
+ * `--help`, a usage error or `run` never load what another command needs (the emulator, Helix, YAML...).
+ */
+import { JSON_OPTION, type CommandContext, type CommandSpec } from './command.js';
 
-export const COMMANDS: readonly CommandSpec[] = Object.freeze([
-  run,
-  subscriptionsList,
-  subscriptionsCreate,
-  subscriptionsDelete,
-  subscriptionsSync,
-  tokenStatus,
-  tokenRotate,
-  tokenRevoke,
-  eventsTail,
-  configCheck,
-  emulate,
-  trigger,
-]);
+type CommandRun = (ctx: CommandContext) => Promise<number>;
+
+/** A `run` that imports the command's module on first use and calls its export `name`. */
+function lazy<K extends string>(load: () => Promise<Record<K, CommandRun>>, name: K): CommandSpec['run'] {
+  return async (ctx) => (await load())[name](ctx);
+}
+
+const JSON_ONLY = { json: JSON_OPTION };
+
+const TABLE: CommandSpec[] = [
+  {
+    path: ['run'],
+    summary: 'the daemon: receiver + durable journal + token lifecycle + continuous subscription sync',
+    usage: '',
+    options: {},
+    run: lazy(() => import('./commands/run.js'), 'runDaemon'),
+  },
+  {
+    path: ['subscriptions', 'list'],
+    summary: 'list the EventSub subscriptions of this client (every page)',
+    usage: '[--status S | --type T | --user-id U] [--json]',
+    options: {
+      status: { type: 'string', value: 'S', description: 'only subscriptions with this status' },
+      type: { type: 'string', value: 'T', description: 'only subscriptions of this type' },
+      'user-id': { type: 'string', value: 'U', description: 'only subscriptions whose condition names this user' },
+      json: JSON_OPTION,
+    },
+    run: lazy(() => import('./commands/subscriptions-list.js'), 'subscriptionsList'),
+  },
+  {
+    path: ['subscriptions', 'create'],
+    summary: 'create one webhook subscription (a 409 adopts the existing one)',
+    usage: '--type T --version V --condition key=value [...] [--json]',
+    options: {
+      type: { type: 'string', value: 'T', description: 'subscription type, e.g. stream.online' },
+      version: { type: 'string', value: 'V', description: 'subscription version, e.g. 1' },
+      condition: { type: 'string', value: 'key=value', multiple: true, description: 'a condition field (repeat for more)' },
+      json: JSON_OPTION,
+    },
+    run: lazy(() => import('./commands/subscriptions-create.js'), 'subscriptionsCreate'),
+  },
+  {
+    path: ['subscriptions', 'delete'],
+    summary: 'delete subscriptions by id, or every one with a status (needs --yes)',
+    usage: 'ID... | --status S [--yes] [--json]',
+    options: {
+      status: { type: 'string', value: 'S', description: 'delete every subscription with this status' },
+      yes: { type: 'boolean', description: 'confirm a delete by --status' },
+      json: JSON_OPTION,
+    },
+    positionals: [0, 1000],
+    run: lazy(() => import('./commands/subscriptions-delete.js'), 'subscriptionsDelete'),
+  },
+  {
+    path: ['subscriptions', 'sync'],
+    summary: 'make Twitch match the subscriptions file (create, recreate, and with --prune delete)',
+    usage: '[--file F] [--dry-run] [--prune] [--json]',
+    options: {
+      file: { type: 'string', value: 'F', description: 'the subscriptions file (default: EVENTSUBD_SUBSCRIPTIONS)' },
+      'dry-run': { type: 'boolean', description: 'print the plan and change nothing' },
+      prune: { type: 'boolean', description: 'also delete owned subscriptions the file no longer declares' },
+      json: JSON_OPTION,
+    },
+    settingFlags: { file: 'EVENTSUBD_SUBSCRIPTIONS' },
+    run: lazy(() => import('./commands/subscriptions-sync.js'), 'subscriptionsSync'),
+  },
+  {
+    path: ['token', 'status'],
+    summary: 'show the cached app token: state, expiry, last validation (never the token)',
+    usage: '[--json]',
+    options: JSON_ONLY,
+    run: lazy(() => import('./commands/token.js'), 'tokenStatus'),
+  },
+  {
+    path: ['token', 'rotate'],
+    summary: 'mint a new app token, then revoke the old one',
+    usage: '[--json]',
+    options: JSON_ONLY,
+    run: lazy(() => import('./commands/token.js'), 'tokenRotate'),
+  },
+  {
+    path: ['token', 'revoke'],
+    summary: 'revoke the cached app token and remove it from the cache',
+    usage: '[--json]',
+    options: JSON_ONLY,
+    run: lazy(() => import('./commands/token.js'), 'tokenRevoke'),
+  },
+  {
+    path: ['events', 'tail'],
+    summary: 'print journaled notifications and revocations (the last 10, or all after --since)',
+    usage: '[--follow] [--since SEQ] [--json]',
+    options: {
+      follow: { type: 'boolean', description: 'keep printing new records as they are journaled' },
+      since: { type: 'string', value: 'SEQ', description: 'records after this sequence number (0: everything retained)' },
+      json: JSON_OPTION,
+    },
+    run: lazy(() => import('./commands/events-tail.js'), 'eventsTail'),
+  },
+  {
+    path: ['config', 'check'],
+    summary: 'validate settings and the subscriptions file; print them without secrets',
+    usage: '[--json]',
+    options: JSON_ONLY,
+    run: lazy(() => import('./commands/config-check.js'), 'configCheck'),
+  },
+  {
+    path: ['emulate'],
+    summary: 'run a local Twitch (OAuth + Helix EventSub + webhook verification) for demos and tests',
+    usage: '[--port P] [--deliver-to URL] [--client-id ID --client-secret S] [--bucket N/MS]',
+    options: {
+      port: { type: 'string', value: 'P', description: 'port to listen on, on 127.0.0.1 (default 8081)' },
+      'deliver-to': {
+        type: 'string',
+        value: 'URL',
+        description: 'loopback origin that receives the webhook requests meant for the public callback, e.g. http://127.0.0.1:8080',
+      },
+      'client-id': { type: 'string', value: 'ID', description: 'the client ID to accept (default: generated)' },
+      'client-secret': { type: 'string', value: 'S', description: 'its client secret (default: generated)' },
+      bucket: { type: 'string', value: 'N/MS', description: 'rate-limit bucket: N points per MS milliseconds (default 800/60000)' },
+    },
+    run: lazy(() => import('./commands/emulate.js'), 'emulate'),
+  },
+  {
+    path: ['trigger'],
+    summary: 'sign and send a test notification, revocation or verification the way Twitch does',
+    usage: 'TYPE --to URL --secret S [--message-type notification|revocation|webhook_callback_verification] [--json]',
+    options: {
+      to: { type: 'string', value: 'URL', description: 'the webhook URL to POST to' },
+      secret: { type: 'string', value: 'S', description: 'the webhook secret to sign with (10-100 ASCII characters)' },
+      'message-type': { type: 'string', value: 'T', description: 'notification (default), revocation or webhook_callback_verification' },
+      status: { type: 'string', value: 'S', description: 'revocation reason (default authorization_revoked)' },
+      broadcaster: { type: 'string', value: 'ID', description: 'broadcaster user id in the condition and event (default 1337)' },
+      'subscription-id': { type: 'string', value: 'ID', description: 'subscription id (default: random)' },
+      'message-id': { type: 'string', value: 'ID', description: 'Twitch-Eventsub-Message-Id (default: random; repeat one to test dedup)' },
+      timestamp: { type: 'string', value: 'T', description: 'Twitch-Eventsub-Message-Timestamp, sent and signed verbatim (default: now)' },
+      json: JSON_OPTION,
+    },
+    positionals: [1, 1],
+    run: lazy(() => import('./commands/trigger.js'), 'trigger'),
+  },
+];
+
+export const COMMANDS: readonly CommandSpec[] = Object.freeze(TABLE);

@@ -5,8 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import type { Dispatcher } from 'undici';
-import { loadConfig, requireTwitchAccess, SECRET_SETTINGS, type Config } from '../config/settings.js';
-import { buildTwitchStack, type TwitchStack } from '../daemon/twitch-stack.js';
+import type { Config } from '../config/settings.js';
+import type { TwitchStack } from '../daemon/twitch-stack.js';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError, EXIT, toAppError, UsageError } from '../lib/errors.js';
 import { createJsonLogger, Redactor, type LogLevel } from '../lib/logger.js';
@@ -36,6 +36,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
   const wantsJson = proc.argv.includes('--json');
   const out = new Output({ stdout: proc.stdout, stderr: proc.stderr, json: wantsJson, redactor });
   let stack: TwitchStack | undefined;
+  let building: Promise<TwitchStack> | undefined;
   try {
     const first = proc.argv[0];
     if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
@@ -55,10 +56,12 @@ export async function runCli(proc: CliProcess): Promise<number> {
     }
     const args = parseCommandArgs(spec, rest);
     const env = mergeEnv(proc, args);
-    for (const name of SECRET_SETTINGS) redactor.add(env[name]);
+    // Loaded only once a command is going to run: help and usage errors stay free of zod.
+    const settings: typeof import('../config/settings.js') = await import('../config/settings.js');
+    for (const name of settings.SECRET_SETTINGS) redactor.add(env[name]);
     let config: Config | undefined;
     const getConfig = (): Config => {
-      config ??= loadConfig(overrideSettings(env, spec, args));
+      config ??= settings.loadConfig(overrideSettings(env, spec, args));
       // Secrets read from *_FILE or systemd credentials are only known once the config is loaded.
       for (const s of config.eventsubSecrets) redactor.add(s);
       redactor.add(config.clientSecret);
@@ -86,13 +89,14 @@ export async function runCli(proc: CliProcess): Promise<number> {
       stopped: proc.stopped,
       process: proc.process,
       config: getConfig,
-      async twitch() {
-        if (!stack) {
+      twitch() {
+        building ??= (async () => {
           const c = getConfig();
-          requireTwitchAccess(c);
-          stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: proc.dispatcher });
-        }
-        return stack;
+          settings.requireTwitchAccess(c);
+          const { buildTwitchStack } = await import('../daemon/twitch-stack.js');
+          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: proc.dispatcher }));
+        })();
+        return building;
       },
     };
     return await spec.run(ctx);

@@ -1,18 +1,21 @@
 /**
  * The composition root of `eventsubd run`: builds the components, starts them in order, closes them in
- * reverse. Receiving needs no token, so the receiver and journal come up first and READY=1 is sent as soon
- * as they are; the token manager and the sync then start in the background and heal by themselves.
+ * reverse. Receiving needs no token, so only the journal, dedup and the receiver come up before READY=1; the
+ * Twitch side (tokens, Helix, sync, cron) and the forwarder are imported and started right after it, in the
+ * background, and heal by themselves; the WebSocket stream is built on its first connection. So READY=1
+ * waits for neither undici, ws nor a network call.
  */
 import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { schedule, type ScheduledTask } from 'node-cron';
+import type { Duplex } from 'node:stream';
+import type { ScheduledTask } from 'node-cron';
 import type { Dispatcher } from 'undici';
 import { requireWebhook, type Config } from '../config/settings.js';
-import { loadSubscriptionsFile } from '../config/subscriptions-file.js';
-import { CursorStore } from '../journal/cursor.js';
 import { Journal } from '../journal/journal.js';
-import { Forwarder } from '../delivery/forwarder.js';
-import { EventStream } from '../delivery/stream.js';
+import type { Forwarder } from '../delivery/forwarder.js';
+import type { EventStream } from '../delivery/stream.js';
+import { refuseUpgrade, requestUrl } from '../delivery/upgrade.js';
 import type { Clock } from '../lib/clock.js';
 import { AppError, StateDirError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
@@ -26,10 +29,15 @@ import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import type { Notifier } from './notify.js';
 import { DaemonMetrics } from './observability.js';
 import { daemonRoutes, statusLine } from './routes.js';
-import { SyncScheduler } from './sync-scheduler.js';
-import { buildTwitchStack, type TwitchStack } from './twitch-stack.js';
+import type { SyncScheduler } from './sync-scheduler.js';
+import type { TwitchStack } from './twitch-stack.js';
 
 const DEDUP_RETENTION_MS = 20 * 60_000;
+
+/** `/status` of an enabled stream that no client has used yet (the stream itself is built on first use). */
+const UNUSED_STREAM = {
+  stats: () => ({ clients: 0, sent: 0, tooSlow: 0, unresponsive: 0, refused: 0, peakBufferedBytes: 0 }),
+};
 
 export interface DaemonOptions {
   config: Config & { clientId: string };
@@ -57,6 +65,10 @@ export class Daemon {
   #metrics: DaemonMetrics | undefined;
   #forwarder: Forwarder | undefined;
   #stream: EventStream | undefined;
+  /** Settles once the Twitch side is built (or the daemon closed first); never rejects. */
+  #twitchSide: Promise<void> = Promise.resolve();
+  /** Settles once the WebSocket stream is built, which its first upgrade request starts. Never rejects. */
+  #streamBuilt: Promise<void> | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
   readonly startedAt: number;
@@ -70,7 +82,10 @@ export class Daemon {
     this.fatal = new Promise((resolve) => (this.#resolveFatal = resolve));
   }
 
-  /** Starts everything; resolves once READY=1 was sent. On failure, closes what was started and throws. */
+  /**
+   * Starts the journal, dedup and the receiver; resolves once READY=1 was sent, with the Twitch side and
+   * the forwarder starting in the background. On failure, closes what was started and throws.
+   */
   static async start(options: DaemonOptions): Promise<Daemon> {
     const d = new Daemon(options);
     try {
@@ -79,6 +94,9 @@ export class Daemon {
       await d.close();
       throw err;
     }
+    d.#twitchSide = d.#startTwitchSide();
+    if (options.config.forward) void d.#startForwarder();
+    d.#startLoops();
     return d;
   }
 
@@ -88,56 +106,25 @@ export class Daemon {
 
   async #start(): Promise<void> {
     const { config, clock, logger } = this.#o;
-    // A bad subscriptions file is a configuration error at start (exit 78), before anything binds or calls
-    // Twitch. Later, on SIGHUP or cron, a bad edit is reported and the daemon keeps running.
-    if (config.subscriptionsFile) {
-      await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config));
-    }
-    await mkdir(config.stateDir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-      throw new StateDirError(`Cannot create ${config.stateDir}: ${err.code ?? err.message}`, { cause: err });
-    });
-    this.#lock = await acquireInstanceLock(config.stateDir, this.#o);
-    const journal = (this.#journal = await Journal.open({
-      dir: join(config.stateDir, 'journal'),
-      clock,
-      logger: logger.child({ component: 'journal' }),
-      retention: { maxBytes: config.journalMaxBytes, maxAgeMs: config.journalMaxAgeMs },
-      durability: config.journalFsync,
-    }));
+    // Independent steps overlap: the subscriptions file is checked while the state directory, the lock and
+    // the journal open. A bad file is still a configuration error at start (exit 78) that wins over a state
+    // error, before anything binds or calls Twitch; later, on SIGHUP or cron, a bad edit is only reported.
+    const [file, state] = await Promise.allSettled([this.#checkSubscriptionsFile(), this.#openState()]);
+    if (file.status === 'rejected') throw file.reason;
+    if (state.status === 'rejected') throw state.reason;
+    const journal = state.value;
     const dedup = new Dedup({ clock, retentionMs: DEDUP_RETENTION_MS });
     for await (const rec of journal.recent(clock.now() - DEDUP_RETENTION_MS)) {
       for (const key of dedupKeys(rec)) dedup.add(key, Date.parse(rec.received_at));
     }
-    const stack = (this.#stack = buildTwitchStack(config, {
-      clock,
-      logger,
-      dispatcher: this.#o.dispatcher,
-      onFatal: (err) => this.#resolveFatal(err),
-      onCall: (info) => this.#metrics?.helixCalls.inc({ method: info.method, status: String(info.status) }),
-    }));
     const metrics = (this.#metrics = new DaemonMetrics({
       journal,
-      tokens: stack.tokens,
-      helix: stack.helix,
+      tokens: () => this.#stack?.tokens,
+      helix: () => this.#stack?.helix,
       clock,
       forwarder: () => this.#forwarder,
     }));
     const webhook = config.callbackUrl ? new URL(config.callbackUrl) : undefined;
-    const scheduler = (this.#scheduler = new SyncScheduler({
-      api: stack.helix,
-      file: config.subscriptionsFile,
-      callbackUrl: config.callbackUrl,
-      secret: config.eventsubSecrets[0],
-      prune: config.prune,
-      clock,
-      logger: logger.child({ component: 'sync' }),
-      onReport: (report) => {
-        metrics.recordSync(report);
-        void this.#notifyStatus();
-      },
-      onSubscriptions: (subs) => metrics.recordListing(subs),
-    }));
-    this.#startDelivery(journal);
     const handler = createWebhookHandler({
       webhookPath: webhook?.pathname ?? '/eventsub',
       secrets: () => config.eventsubSecrets,
@@ -148,12 +135,13 @@ export class Daemon {
       routes: daemonRoutes({
         daemon: this,
         journal,
-        tokens: stack.tokens,
-        scheduler,
+        tokens: () => this.#stack?.tokens,
+        scheduler: () => this.#scheduler,
+        managed: config.subscriptionsFile !== undefined,
         metrics,
         receiver: () => this.#receiver,
         forwarder: () => this.#forwarder,
-        stream: () => this.#stream,
+        stream: () => this.#stream ?? (config.stream ? UNUSED_STREAM : undefined),
       }),
       isClosing: () => this.#closing,
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
@@ -166,30 +154,112 @@ export class Daemon {
       clock,
       logger: logger.child({ component: 'receiver' }),
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
-      onUpgrade: (req, socket, head) => this.#stream?.handleUpgrade(req, socket, head) ?? false,
+      onUpgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
     });
     if (!webhook || config.eventsubSecrets.length === 0) {
       logger.warn('EVENTSUB_CALLBACK_URL or EVENTSUB_SECRET is not set: webhook deliveries will be refused', { code: 'CONFIG_INVALID' });
     }
     await this.#o.notifier.notify({ READY: '1', STATUS: this.statusLine(), MAINPID: String(this.#o.pid) });
-    this.#startBackground(scheduler);
   }
 
-  /** The two consumers of the journal: HTTP forwarding (an outbox) and the WebSocket stream. */
-  #startDelivery(journal: Journal): void {
+  async #checkSubscriptionsFile(): Promise<void> {
+    const { config } = this.#o;
+    if (!config.subscriptionsFile) return;
+    const { loadSubscriptionsFile } = await import('../config/subscriptions-file.js');
+    await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config));
+  }
+
+  /** The state directory (0700), the instance lock, then the journal (recovered). */
+  async #openState(): Promise<Journal> {
     const { config, clock, logger } = this.#o;
-    if (config.stream) {
+    await mkdir(config.stateDir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      throw new StateDirError(`Cannot create ${config.stateDir}: ${err.code ?? err.message}`, { cause: err });
+    });
+    this.#lock = await acquireInstanceLock(config.stateDir, this.#o);
+    return (this.#journal = await Journal.open({
+      dir: join(config.stateDir, 'journal'),
+      clock,
+      logger: logger.child({ component: 'journal' }),
+      retention: { maxBytes: config.journalMaxBytes, maxAgeMs: config.journalMaxAgeMs },
+      durability: config.journalFsync,
+    }));
+  }
+
+  /** The WebSocket stream over the journal, built (and ws loaded) on its first upgrade request. */
+  async #startStream(): Promise<void> {
+    const { config, clock, logger } = this.#o;
+    try {
+      const { EventStream } = await import('../delivery/stream.js');
+      if (this.#closing || !config.stream || !this.#journal) return;
       this.#stream = new EventStream({
-        journal,
+        journal: this.#journal,
         path: config.stream.path,
         token: config.stream.token,
         clock,
         logger: logger.child({ component: 'stream' }),
       });
+    } catch (err) {
+      logger.error('The event stream could not be built', { error: toAppError(err) });
+      this.#resolveFatal(toAppError(err));
     }
-    if (config.forward) {
-      this.#forwarder = new Forwarder({
-        journal,
+  }
+
+  /**
+   * HTTP upgrades: the stream's path goes to the stream, built on the first one (a daemon nobody streams
+   * from never loads ws); upgrades that arrive while it is being built wait for it. Other paths get 404.
+   */
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (this.#stream) return this.#stream.handleUpgrade(req, socket, head);
+    const path = this.#o.config.stream?.path;
+    if (path === undefined || requestUrl(req)?.pathname !== path) return false;
+    this.#streamBuilt ??= this.#startStream();
+    void this.#streamBuilt.then(() => {
+      if (!this.#stream?.handleUpgrade(req, socket, head)) refuseUpgrade(socket, 503, 'The event stream is not available');
+    });
+    return true;
+  }
+
+  /** After READY=1: imports and starts the Twitch side. A failure here stops the daemon like a fatal error. */
+  async #startTwitchSide(): Promise<void> {
+    try {
+      const { startTwitchSide } = await import('./twitch-side.js');
+      const side = await startTwitchSide({
+        config: this.#o.config,
+        clock: this.#o.clock,
+        logger: this.#o.logger,
+        dispatcher: this.#o.dispatcher,
+        signal: this.#abort.signal,
+        isClosing: () => this.#closing,
+        onFatal: (err) => this.#resolveFatal(err),
+        onCall: (info) => this.#metrics?.helixCalls.inc({ method: info.method, status: String(info.status) }),
+        onReport: (report) => {
+          this.#metrics?.recordSync(report);
+          void this.#notifyStatus();
+        },
+        onSubscriptions: (subs) => this.#metrics?.recordListing(subs),
+      });
+      if (!side) return;
+      this.#stack = side.stack;
+      this.#scheduler = side.scheduler;
+      this.#cron = side.cron;
+    } catch (err) {
+      this.#o.logger.error('The Twitch side could not start', { error: toAppError(err) });
+      this.#resolveFatal(toAppError(err));
+    }
+  }
+
+  /**
+   * After READY=1: the HTTP forwarder (an outbox over the journal). Failing to build it stops the daemon; a
+   * failure of its start is reported and the daemon keeps receiving.
+   */
+  async #startForwarder(): Promise<void> {
+    const { config, clock, logger } = this.#o;
+    let forwarder: Forwarder;
+    try {
+      const [{ Forwarder }, { CursorStore }] = await Promise.all([import('../delivery/forwarder.js'), import('../journal/cursor.js')]);
+      if (this.#closing || !config.forward || !this.#journal) return;
+      forwarder = this.#forwarder = new Forwarder({
+        journal: this.#journal,
         cursor: new CursorStore({ stateDir: config.stateDir, name: 'forward' }),
         url: config.forward.url,
         secret: config.forward.secret,
@@ -199,29 +269,17 @@ export class Daemon {
         logger: logger.child({ component: 'forwarder' }),
         dispatcher: this.#o.dispatcher,
       });
-      void this.#forwarder.start(this.#abort.signal).catch((err: unknown) => {
-        logger.error('The forwarder could not start', { error: toAppError(err) });
-      });
+    } catch (err) {
+      logger.error('The forwarder could not be built', { error: toAppError(err) });
+      this.#resolveFatal(toAppError(err));
+      return;
     }
+    await forwarder.start(this.#abort.signal).catch((err: unknown) => {
+      logger.error('The forwarder could not start', { error: toAppError(err) });
+    });
   }
 
-  #startBackground(scheduler: SyncScheduler): void {
-    const { config, logger } = this.#o;
-    const signal = this.#abort.signal;
-    this.#stack!.tokens.start(signal).then(
-      () => void scheduler.request('start'),
-      (err: unknown) => {
-        const e = toAppError(err);
-        if (e.code === 'ABORTED') return;
-        logger.error('The supplied token was refused', { error: e });
-        this.#resolveFatal(e);
-      },
-    );
-    if (scheduler.enabled) {
-      this.#cron = schedule(config.reconcileCron, () => void scheduler.request('cron'), { name: 'reconcile', noOverlap: true });
-    } else {
-      logger.info('No EVENTSUBD_SUBSCRIPTIONS file: subscriptions are not managed');
-    }
+  #startLoops(): void {
     void this.#loop(this.#watchdogMs(), () => this.#o.notifier.notify({ WATCHDOG: '1' }));
     void this.#loop(3_600_000, async () => void (await this.#journal?.prune().catch(() => 0)));
   }
@@ -229,11 +287,16 @@ export class Daemon {
   /** SIGHUP: re-read the subscriptions file and sync. */
   reload(): Promise<void> {
     this.#o.logger.info('Reload requested: re-reading the subscriptions file');
-    return this.#scheduler?.request('reload') ?? Promise.resolve();
+    return this.#twitchSide.then(() => this.#scheduler?.request('reload'));
   }
 
   statusLine(): string {
-    return statusLine({ tokens: this.#stack?.tokens, scheduler: this.#scheduler, journal: this.#journal });
+    return statusLine({
+      tokens: this.#stack?.tokens,
+      scheduler: this.#scheduler,
+      managed: this.#o.config.subscriptionsFile !== undefined,
+      journal: this.#journal,
+    });
   }
 
   get closing(): boolean {
@@ -268,7 +331,7 @@ export class Daemon {
     this.#metrics?.revocations.inc({ status });
     if (statusAction(status) === 'recreate') {
       this.#o.logger.warn('Subscription revoked; the next sync recreates it', { id: sub.id, type: sub.type, status });
-      this.#scheduler?.requestAfter(this.#o.revocationSyncDelayMs ?? 5_000, 'revocation');
+      void this.#twitchSide.then(() => this.#scheduler?.requestAfter(this.#o.revocationSyncDelayMs ?? 5_000, 'revocation'));
     } else {
       this.#o.logger.warn('Subscription revoked and will not be recreated', { id: sub.id, type: sub.type, status });
     }

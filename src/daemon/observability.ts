@@ -21,8 +21,9 @@ export class DaemonMetrics {
 
   constructor(sources: {
     journal: Journal;
-    tokens: TokenManager;
-    helix: HelixEventSubClient;
+    /** Undefined until the Twitch side is built, just after READY=1. */
+    tokens: () => TokenManager | undefined;
+    helix: () => HelixEventSubClient | undefined;
     clock: { now(): number };
     forwarder: () => Forwarder | undefined;
   }) {
@@ -50,17 +51,17 @@ export class DaemonMetrics {
     this.registry.gauge('eventsubd_journal_last_fsync_seconds', 'Duration of the last journal fsync', (g) =>
       g.set(journal.stats().lastFsyncMs / 1000),
     );
-    this.registry.gauge('eventsubd_token_mints_total', 'App tokens minted since start', (g) => g.set(tokens.stats.mints));
-    this.registry.gauge('eventsubd_token_validations_total', 'Token validations since start', (g) => g.set(tokens.stats.validations));
+    this.registry.gauge('eventsubd_token_mints_total', 'App tokens minted since start', (g) => g.set(tokens()?.stats.mints ?? 0));
+    this.registry.gauge('eventsubd_token_validations_total', 'Token validations since start', (g) => g.set(tokens()?.stats.validations ?? 0));
     this.registry.gauge('eventsubd_token_expiry_seconds', 'Seconds until the current app token expires (absent: none)', (g) => {
       g.reset();
-      const s = tokens.status();
-      if (s.expiresAt !== undefined && s.expiresAt < Number.MAX_SAFE_INTEGER) g.set((s.expiresAt - clock.now()) / 1000);
+      const s = tokens()?.status();
+      if (s?.expiresAt !== undefined && s.expiresAt < Number.MAX_SAFE_INTEGER) g.set((s.expiresAt - clock.now()) / 1000);
     });
     this.registry.gauge('eventsubd_ratelimit_remaining', 'Helix rate-limit points left, as last seen', (g) => {
       g.reset();
-      const snap = helix.pacer.snapshot();
-      if (snap.remaining !== undefined) g.set(snap.remaining);
+      const snap = helix()?.pacer.snapshot();
+      if (snap?.remaining !== undefined) g.set(snap.remaining);
     });
   }
 

@@ -14,12 +14,15 @@ import type { SyncScheduler } from './sync-scheduler.js';
 interface RouteSources {
   daemon: { closing: boolean; startedAt: number };
   journal: Journal;
-  tokens: TokenManager;
-  scheduler: SyncScheduler;
+  /** Undefined until the Twitch side is built, just after READY=1. */
+  tokens: () => TokenManager | undefined;
+  scheduler: () => SyncScheduler | undefined;
+  /** Whether a subscriptions file is managed (known before the scheduler exists). */
+  managed: boolean;
   metrics: DaemonMetrics;
   receiver: () => ReceiverServer | undefined;
   forwarder: () => Forwarder | undefined;
-  stream: () => EventStream | undefined;
+  stream: () => Pick<EventStream, 'stats'> | undefined;
 }
 
 const json = (status: number, value: unknown): ReceiverResponse => ({
@@ -49,8 +52,9 @@ export function daemonRoutes(s: RouteSources): Record<string, () => ReceiverResp
 }
 
 export function statusDocument(s: RouteSources): Record<string, unknown> {
-  const t = s.tokens.status();
-  const last = s.scheduler.last;
+  // Before the token manager exists its state is what it reports before its first attempt: missing.
+  const t = s.tokens()?.status() ?? { state: 'missing' };
+  const last = s.scheduler()?.last;
   const j = s.journal.stats();
   const r = s.receiver()?.stats;
   return {
@@ -64,7 +68,7 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
     },
     sync: last
       ? {
-          managed: s.scheduler.enabled,
+          managed: s.managed,
           reason: last.reason,
           started_at: iso(last.startedAt),
           finished_at: iso(last.finishedAt),
@@ -75,7 +79,7 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
           cost: last.cost ?? null,
           error: last.error ?? null,
         }
-      : { managed: s.scheduler.enabled, result: null },
+      : { managed: s.managed, result: null },
     journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs },
     delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, requests: r.requests } : null,
@@ -95,14 +99,17 @@ function deliveryStatus(s: RouteSources): Record<string, unknown> {
 }
 
 /** `token ok; sync ok (12 kept, 1 created); journal seq 42` — what `systemctl status` shows. */
-export function statusLine(s: { tokens?: TokenManager | undefined; scheduler?: SyncScheduler | undefined; journal?: Journal | undefined }): string {
+export function statusLine(s: {
+  tokens: TokenManager | undefined;
+  scheduler: SyncScheduler | undefined;
+  managed: boolean;
+  journal: Journal | undefined;
+}): string {
   const parts: string[] = [];
-  if (s.tokens) {
-    const t = s.tokens.status();
-    parts.push(`token ${t.state}${t.lastError ? ` (${t.lastError.code})` : ''}`);
-  }
+  const t = s.tokens?.status() ?? { state: 'missing' };
+  parts.push(`token ${t.state}${t.lastError ? ` (${t.lastError.code})` : ''}`);
   const last = s.scheduler?.last;
-  if (s.scheduler && !s.scheduler.enabled) parts.push('no subscriptions file');
+  if (!s.managed) parts.push('no subscriptions file');
   else if (last) {
     const c = last.counts ?? {};
     parts.push(

@@ -1,70 +1,55 @@
 import { ConfigError } from '../../lib/errors.js';
 import { startEmulator, type EmulatorOptions } from '../../emulator/index.js';
 import { isLoopbackHost } from '../../config/settings.js';
-import { stringOpt, type CommandSpec } from '../command.js';
+import { stringOpt, type CommandContext } from '../command.js';
 
-export const emulate: CommandSpec = {
-  path: ['emulate'],
-  summary: 'run a local Twitch (OAuth + Helix EventSub + webhook verification) for demos and tests',
-  usage: '[--port P] [--deliver-to URL] [--client-id ID --client-secret S] [--bucket N/MS]',
-  options: {
-    port: { type: 'string', value: 'P', description: 'port to listen on, on 127.0.0.1 (default 8081)' },
-    'deliver-to': {
-      type: 'string',
-      value: 'URL',
-      description: 'loopback origin that receives the webhook requests meant for the public callback, e.g. http://127.0.0.1:8080',
+/** `eventsubd emulate`: runs the local Twitch until SIGINT/SIGTERM. Declared (flags, help) in ../commands.ts. */
+export async function emulate(ctx: CommandContext): Promise<number> {
+  const options: EmulatorOptions = { host: '127.0.0.1', port: parsePort(stringOpt(ctx.args, 'port') ?? '8081') };
+  const deliverTo = stringOpt(ctx.args, 'deliver-to');
+  if (deliverTo !== undefined) {
+    let host: string;
+    try {
+      host = new URL(deliverTo).hostname;
+    } catch {
+      throw new ConfigError(`--deliver-to must be a URL such as http://127.0.0.1:8080: current value is "${deliverTo}"`);
+    }
+    if (!isLoopbackHost(host)) throw new ConfigError('--deliver-to must be a loopback address (127.0.0.1, ::1, localhost)');
+    options.deliverTo = deliverTo.replace(/\/+$/, '');
+  }
+  const clientId = stringOpt(ctx.args, 'client-id');
+  const clientSecret = stringOpt(ctx.args, 'client-secret');
+  if ((clientId === undefined) !== (clientSecret === undefined)) {
+    throw new ConfigError('--client-id and --client-secret go together');
+  }
+  if (clientId && clientSecret) options.clients = [{ clientId, clientSecret }];
+  const bucket = stringOpt(ctx.args, 'bucket');
+  if (bucket !== undefined) options.bucket = parseBucket(bucket);
+  options.logger = ctx.logger.child({ component: 'emulator' });
+  const emulator = await startEmulator(options);
+  const client = emulator.clients[0]!;
+  ctx.out.note(`Twitch emulator listening on ${emulator.url}`);
+  ctx.out.result(
+    {
+      url: emulator.url,
+      auth_url: emulator.authUrl,
+      api_url: emulator.apiUrl,
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
     },
-    'client-id': { type: 'string', value: 'ID', description: 'the client ID to accept (default: generated)' },
-    'client-secret': { type: 'string', value: 'S', description: 'its client secret (default: generated)' },
-    bucket: { type: 'string', value: 'N/MS', description: 'rate-limit bucket: N points per MS milliseconds (default 800/60000)' },
-  },
-  async run(ctx) {
-    const options: EmulatorOptions = { host: '127.0.0.1', port: parsePort(stringOpt(ctx.args, 'port') ?? '8081') };
-    const deliverTo = stringOpt(ctx.args, 'deliver-to');
-    if (deliverTo !== undefined) {
-      let host: string;
-      try {
-        host = new URL(deliverTo).hostname;
-      } catch {
-        throw new ConfigError(`--deliver-to must be a URL such as http://127.0.0.1:8080: current value is "${deliverTo}"`);
-      }
-      if (!isLoopbackHost(host)) throw new ConfigError('--deliver-to must be a loopback address (127.0.0.1, ::1, localhost)');
-      options.deliverTo = deliverTo.replace(/\/+$/, '');
-    }
-    const clientId = stringOpt(ctx.args, 'client-id');
-    const clientSecret = stringOpt(ctx.args, 'client-secret');
-    if ((clientId === undefined) !== (clientSecret === undefined)) {
-      throw new ConfigError('--client-id and --client-secret go together');
-    }
-    if (clientId && clientSecret) options.clients = [{ clientId, clientSecret }];
-    const bucket = stringOpt(ctx.args, 'bucket');
-    if (bucket !== undefined) options.bucket = parseBucket(bucket);
-    options.logger = ctx.logger.child({ component: 'emulator' });
-    const emulator = await startEmulator(options);
-    const client = emulator.clients[0]!;
-    ctx.out.note(`Twitch emulator listening on ${emulator.url}`);
-    ctx.out.result(
-      {
-        url: emulator.url,
-        auth_url: emulator.authUrl,
-        api_url: emulator.apiUrl,
-        client_id: client.clientId,
-        client_secret: client.clientSecret,
-      },
-      () => [
-        '# Point eventsubd at the emulator with these settings:',
-        `TWITCH_AUTH_URL=${emulator.authUrl}`,
-        `TWITCH_API_URL=${emulator.apiUrl}`,
-        `TWITCH_CLIENT_ID=${client.clientId}`,
-        `TWITCH_CLIENT_SECRET=${client.clientSecret}`,
-        '# twitch-cli style mock auth paths are served too: ' + `${emulator.url}/auth/token, ${emulator.url}/auth/validate`,
-      ],
-    );
-    await ctx.stopped;
-    await emulator.close();
-    return 0;
-  },
-};
+    () => [
+      '# Point eventsubd at the emulator with these settings:',
+      `TWITCH_AUTH_URL=${emulator.authUrl}`,
+      `TWITCH_API_URL=${emulator.apiUrl}`,
+      `TWITCH_CLIENT_ID=${client.clientId}`,
+      `TWITCH_CLIENT_SECRET=${client.clientSecret}`,
+      '# twitch-cli style mock auth paths are served too: ' + `${emulator.url}/auth/token, ${emulator.url}/auth/validate`,
+    ],
+  );
+  await ctx.stopped;
+  await emulator.close();
+  return 0;
+}
 
 function parsePort(value: string): number {
   const port = Number(value);

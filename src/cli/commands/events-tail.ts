@@ -2,47 +2,41 @@ import { join } from 'node:path';
 import { Journal } from '../../journal/journal.js';
 import type { JournalRecord } from '../../journal/types.js';
 import { UsageError } from '../../lib/errors.js';
-import { boolOpt, JSON_OPTION, stringOpt, type CommandSpec } from '../command.js';
+import { boolOpt, stringOpt, type CommandContext } from '../command.js';
 import { formatCondition } from '../format.js';
 
 const DEFAULT_TAIL = 10;
 
-export const eventsTail: CommandSpec = {
-  path: ['events', 'tail'],
-  summary: 'print journaled notifications and revocations (the last 10, or all after --since)',
-  usage: '[--follow] [--since SEQ] [--json]',
-  options: {
-    follow: { type: 'boolean', description: 'keep printing new records as they are journaled' },
-    since: { type: 'string', value: 'SEQ', description: 'records after this sequence number (0: everything retained)' },
-    json: JSON_OPTION,
-  },
-  async run(ctx) {
-    const sinceText = stringOpt(ctx.args, 'since');
-    if (sinceText !== undefined && !/^\d+$/.test(sinceText)) {
-      throw new UsageError(`--since must be a sequence number (0 or more): current value is "${sinceText}"`);
-    }
-    const config = ctx.config();
-    const journal = await Journal.open({ dir: join(config.stateDir, 'journal'), clock: ctx.clock, logger: ctx.logger, readOnly: true });
-    try {
-      const since = sinceText === undefined ? Math.max(0, journal.head - DEFAULT_TAIL) : Number(sinceText);
-      const print = (r: JournalRecord) => ctx.out.record(r, () => humanRecord(r));
-      if (boolOpt(ctx.args, 'follow')) {
-        for await (const r of journal.follow(since, ctx.signal)) print(r);
-        return 0;
-      }
-      let cursor = since;
-      for (;;) {
-        const batch = await journal.read(cursor, 1000);
-        if (batch.length === 0) break;
-        for (const r of batch) print(r);
-        cursor = batch[batch.length - 1]!.seq;
-      }
+/**
+ * `eventsubd events tail`: journaled records after `--since` (default: the last 10); `--follow` keeps
+ * printing. Declared (flags, help) in ../commands.ts.
+ */
+export async function eventsTail(ctx: CommandContext): Promise<number> {
+  const sinceText = stringOpt(ctx.args, 'since');
+  if (sinceText !== undefined && !/^\d+$/.test(sinceText)) {
+    throw new UsageError(`--since must be a sequence number (0 or more): current value is "${sinceText}"`);
+  }
+  const config = ctx.config();
+  const journal = await Journal.open({ dir: join(config.stateDir, 'journal'), clock: ctx.clock, logger: ctx.logger, readOnly: true });
+  try {
+    const since = sinceText === undefined ? Math.max(0, journal.head - DEFAULT_TAIL) : Number(sinceText);
+    const print = (r: JournalRecord) => ctx.out.record(r, () => humanRecord(r));
+    if (boolOpt(ctx.args, 'follow')) {
+      for await (const r of journal.follow(since, ctx.signal)) print(r);
       return 0;
-    } finally {
-      await journal.close();
     }
-  },
-};
+    let cursor = since;
+    for (;;) {
+      const batch = await journal.read(cursor, 1000);
+      if (batch.length === 0) break;
+      for (const r of batch) print(r);
+      cursor = batch[batch.length - 1]!.seq;
+    }
+    return 0;
+  } finally {
+    await journal.close();
+  }
+}
 
 function humanRecord(r: JournalRecord): string {
   const s = r.subscription;

@@ -1,40 +1,33 @@
 import { requireWebhook } from '../../config/settings.js';
 import { UsageError } from '../../lib/errors.js';
-import { JSON_OPTION, listOpt, stringOpt, type CommandSpec } from '../command.js';
+import { listOpt, stringOpt, type CommandContext } from '../command.js';
 import { formatCondition } from '../format.js';
 
-export const subscriptionsCreate: CommandSpec = {
-  path: ['subscriptions', 'create'],
-  summary: 'create one webhook subscription (a 409 adopts the existing one)',
-  usage: '--type T --version V --condition key=value [...] [--json]',
-  options: {
-    type: { type: 'string', value: 'T', description: 'subscription type, e.g. stream.online' },
-    version: { type: 'string', value: 'V', description: 'subscription version, e.g. 1' },
-    condition: { type: 'string', value: 'key=value', multiple: true, description: 'a condition field (repeat for more)' },
-    json: JSON_OPTION,
-  },
-  async run(ctx) {
-    const type = required(stringOpt(ctx.args, 'type'), '--type');
-    const version = required(stringOpt(ctx.args, 'version'), '--version');
-    if (!/^[a-z0-9_]+(\.[a-z0-9_]+)+$/.test(type)) {
-      throw new UsageError(`--type must look like stream.online: current value is "${type}"`);
-    }
-    const condition = parseConditions(listOpt(ctx.args, 'condition'));
-    const { callbackUrl, secret } = requireWebhook(ctx.config());
-    const { helix } = await ctx.twitch();
-    const res = await helix.create(
-      { type, version, condition, transport: { method: 'webhook', callback: callbackUrl, secret } },
-      { signal: ctx.signal },
-    );
-    const s = res.subscription;
-    ctx.out.result({ adopted: res.adopted, subscription: s, total_cost: res.totalCost ?? null, max_total_cost: res.maxTotalCost ?? null }, () => [
-      `${res.adopted ? 'Adopted existing' : 'Created'} ${s.type} v${s.version} ${formatCondition(s.condition)}`,
-      `  id ${s.id}, status ${s.status}, cost ${s.cost}` +
-        (res.totalCost !== undefined ? ` (total ${res.totalCost} of ${res.maxTotalCost ?? '?'})` : ''),
-    ]);
-    return 0;
-  },
-};
+/**
+ * `eventsubd subscriptions create`: one webhook subscription; a 409 adopts the existing one. Declared
+ * (flags, help) in ../commands.ts.
+ */
+export async function subscriptionsCreate(ctx: CommandContext): Promise<number> {
+  const type = required(stringOpt(ctx.args, 'type'), '--type');
+  const version = required(stringOpt(ctx.args, 'version'), '--version');
+  if (!/^[a-z0-9_]+(\.[a-z0-9_]+)+$/.test(type)) {
+    throw new UsageError(`--type must look like stream.online: current value is "${type}"`);
+  }
+  const condition = parseConditions(listOpt(ctx.args, 'condition'));
+  const { callbackUrl, secret } = requireWebhook(ctx.config());
+  const { helix } = await ctx.twitch();
+  const res = await helix.create(
+    { type, version, condition, transport: { method: 'webhook', callback: callbackUrl, secret } },
+    { signal: ctx.signal },
+  );
+  const s = res.subscription;
+  ctx.out.result({ adopted: res.adopted, subscription: s, total_cost: res.totalCost ?? null, max_total_cost: res.maxTotalCost ?? null }, () => [
+    `${res.adopted ? 'Adopted existing' : 'Created'} ${s.type} v${s.version} ${formatCondition(s.condition)}`,
+    `  id ${s.id}, status ${s.status}, cost ${s.cost}` +
+      (res.totalCost !== undefined ? ` (total ${res.totalCost} of ${res.maxTotalCost ?? '?'})` : ''),
+  ]);
+  return 0;
+}
 
 function required(value: string | undefined, flag: string): string {
   if (value === undefined || value.trim() === '') throw new UsageError(`Missing required flag ${flag}`);

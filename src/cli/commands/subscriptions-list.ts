@@ -1,36 +1,29 @@
 import { UsageError } from '../../lib/errors.js';
 import type { ListFilter } from '../../twitch/types.js';
 import type { Subscription } from '../../twitch/wire.js';
-import { JSON_OPTION, type CommandSpec } from '../command.js';
+import type { CommandContext } from '../command.js';
 import { formatCondition, isBlockedStatus } from '../format.js';
 
-export const subscriptionsList: CommandSpec = {
-  path: ['subscriptions', 'list'],
-  summary: 'list the EventSub subscriptions of this client (every page)',
-  usage: '[--status S | --type T | --user-id U] [--json]',
-  options: {
-    status: { type: 'string', value: 'S', description: 'only subscriptions with this status' },
-    type: { type: 'string', value: 'T', description: 'only subscriptions of this type' },
-    'user-id': { type: 'string', value: 'U', description: 'only subscriptions whose condition names this user' },
-    json: JSON_OPTION,
-  },
-  async run(ctx) {
-    const filter = listFilter(ctx.args.values);
-    const { helix } = await ctx.twitch();
-    const result = await helix.list(filter, { signal: ctx.signal });
-    const subs = result.subscriptions;
-    ctx.out.result(
-      {
-        total: subs.length,
-        total_cost: result.totalCost ?? null,
-        max_total_cost: result.maxTotalCost ?? null,
-        data: subs,
-      },
-      () => humanList(subs, result.totalCost, result.maxTotalCost),
-    );
-    return 0;
-  },
-};
+/**
+ * `eventsubd subscriptions list`: every page of this client's subscriptions, with at most one filter.
+ * Declared (flags, help) in ../commands.ts.
+ */
+export async function subscriptionsList(ctx: CommandContext): Promise<number> {
+  const filter = listFilter(ctx.args.values);
+  const { helix } = await ctx.twitch();
+  const result = await helix.list(filter, { signal: ctx.signal });
+  const subs = result.subscriptions;
+  ctx.out.result(
+    {
+      total: subs.length,
+      total_cost: result.totalCost ?? null,
+      max_total_cost: result.maxTotalCost ?? null,
+      data: subs,
+    },
+    () => humanList(subs, result.totalCost, result.maxTotalCost),
+  );
+  return 0;
+}
 
 /** At most one filter: Twitch answers 400 to more than one (twitch-contract.md 5.3). */
 function listFilter(values: Record<string, unknown>): ListFilter {
