@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { startEmulator } from '../dist/emulator/index.js';
 import { renderReport } from '../bench/lib/report.mjs';
 import { ROOT } from '../bench/lib/targets.mjs';
-import { fdatasyncLatency, runProfile, runTmpfs } from '../bench/sections/diagnose.mjs';
+import { commitRates, fdatasyncLatency, runProfile, runTmpfs } from '../bench/sections/diagnose.mjs';
 import { runMemoryNotifications, runMemorySubscriptions } from '../bench/sections/memory.mjs';
 import { runStartup } from '../bench/sections/startup.mjs';
 import { closeSyncEmulator, desiredSet, runSync } from '../bench/sections/sync.mjs';
@@ -159,7 +159,8 @@ try {
     const tmpfs = await runTmpfs(ctx, options.tmpfsRounds);
     const profile = await runProfile(ctx, 32);
     const fsync = await fdatasyncLatency(tmpdir());
-    return { runs, paced, tmpfs, profile, fsync };
+    const commits = await commitRates(tmpdir(), quick ? 1 : 3);
+    return { runs, paced, tmpfs, profile, fsync, commits };
   });
   await section('memory', async () => {
     const notifications = await runMemoryNotifications(ctx, { count: options.notifications, goalBytes: options.goals.afterBytes });

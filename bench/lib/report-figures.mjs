@@ -199,7 +199,7 @@ export function memoryStep(r) {
     parts.push(
       `Idle, the daemon takes ${mib(mem.idle)} MiB, ${mib(mem.idle - g.idleBytes)} MiB over the goal` +
         (b ? `; a bare \`node\` takes ${mib(b.bare)} MiB and one that has only imported the daemon's modules ${mib(b.imported)} MiB, so loading code accounts for ${mib(b.imported - b.bare)} MiB (the modules of figure 6)` : '') +
-        '. Next step: the lazy imports of figure 6 also lower this.',
+        '. Next step: load less before READY=1 (figure 6: the settings\' zod is the largest part).',
     );
   }
   if (mem && mem.after > g.afterBytes) {
@@ -209,9 +209,8 @@ export function memoryStep(r) {
       `After ${fmt(mem.journaled)} notifications RSS is ${mib(mem.after)} MiB` +
         (u ? `; a forced full GC brings it to ${mib(u.rssAfterGc)} MiB, with ${mib(u.afterGc.heapUsed)} MiB of live V8 heap` : '') +
         (dedup ? `, of which the dedup window holds ${mib(dedup.bytes)} MiB` : '') +
-        '. The window keeps two string keys per notification (`id:<message id>` and `ev:<type, condition, event id>`) in a Map ' +
-        'and an insertion queue, for 20 minutes or up to 1,000,000 keys: at full speed the cap (500,000 notifications) is what ' +
-        'bounds it, and RSS grows until then (table above).' +
+        '. The dedup window holds a 96-bit digest and a time per key (two keys per notification) in typed arrays, about 30 ' +
+        'bytes a key, up to 2,000,000 keys.' +
         (u
           ? ` A forced full GC frees ${mib(mem.after - u.rssAfterGc)} MiB of RSS (garbage not yet collected); after it the V8 heap ` +
             `takes ${mib(u.afterGc.heapTotal)} MiB and the rest, ${mib(u.rssAfterGc - u.afterGc.heapTotal)} MiB, is Node's native ` +
@@ -219,8 +218,8 @@ export function memoryStep(r) {
           : ''),
     );
     parts.push(
-      'Next step: store fixed-size digests of the keys (e.g. 16 bytes of a hash) in a typed-array ring with an open-addressing ' +
-        'index instead of strings in a Map, which holds the same million keys in a few tens of MiB.',
+      'Next step: look at what the heap snapshot above keeps beyond the dedup window, and cap V8\'s young generation ' +
+        '(`--max-semi-space-size`) if most of the excess is garbage not yet collected.',
     );
   }
   return parts.join(' ');

@@ -170,9 +170,12 @@ function closingSection(r, evaluation) {
       `**Sync.** The first sync took ${ratio(first.ms / first.boundMs)} the bucket's bound while the emulator used ` +
         `${pct(first.emulatorCpu)} of a core and the client ${pct(first.clientCpu)}` +
         (control ? `; with ${fmt(s.control.count)} subscriptions, where the emulator keeps up, eventsubd took ${ratio(control.ms / control.boundMs)} the bound` : '') +
-        '. The emulator\'s create scans every stored subscription (and re-serialises its condition) to find twins and total the ' +
-        'cost: O(n) per create, O(n²) per sync. Next step: index the emulator\'s subscriptions by type, version and condition key and ' +
-        'keep the live cost as a running total; then this figure measures eventsubd, not the emulator.',
+        (first.emulatorCpu > 0.8
+          ? '. The emulator (indexed: a create costs the same at any size) was still the busier process: this figure measures ' +
+            'it as much as eventsubd. Next step: run the emulator on its own core (or a faster one) to see the client\'s bound.'
+          : '. The emulator kept up, so the client\'s pacing is what overshoots: it spaces requests by the points left until ' +
+            '`Ratelimit-Reset`, in whole seconds, and adds a safety margin. Next step: compare the pacer\'s waits with the ' +
+            'bucket\'s refill times in the emulator\'s log, and trim the margin or pace from the refill rate instead.'),
     );
   }
   if (missed.some((g) => /RSS/.test(g.text))) steps.push(memoryStep(r));
@@ -182,15 +185,13 @@ function closingSection(r, evaluation) {
     const restart = r.sections.memory?.notifications?.restart;
     steps.push(
       `**Start-up.** READY=1 came after ${ms(median(st.cached.map((x) => x.readyMs)), 0)} with a cached token. A bare \`node\` takes ` +
-        `${ms(row(/^`node -e 0`/), 0)}; importing the daemon's modules adds ${ms(row(/daemon\.js/), 0)}, and the dependencies alone ` +
-        `account for much of it (undici ${ms(row(/'undici'/), 0)}, zod ${ms(row(/'zod'/), 0)}, ws ${ms(row(/'ws'/), 0)}, each measured ` +
-        'alone: figure 6); the command table also imports every command (the emulator, the other commands) before `run` starts. ' +
-        'Next step: load lazily what `run` does not need before READY=1 (the other commands, the emulator, the Helix and OAuth ' +
-        'clients with undici, node-cron, yaml), then re-measure with the profile of figure 6.' +
+        `${ms(row(/^`node -e 0`/), 0)}; what \`run\` loads before READY=1 (the receiver, journal, dedup and settings; the Twitch ` +
+        `side, sync and forwarder load after it) adds ${ms(row(/daemon\.js/), 0)}, of which zod alone, which the settings use, is ` +
+        `${ms(row(/'zod'/), 0)} (each measured alone: figure 6): mostly Node reading its many files, locale files included. Next ` +
+        'step: validate the settings without zod (they are flat strings) or load a bundled zod, then re-measure.' +
         (restart
           ? ` Note also the restart after a burst: rebuilding the dedup window from ${fmt(r.sections.memory.notifications.journaled)} ` +
-            `journaled notifications took ${ms(restart.ms, 0)} before READY=1; the compact dedup keys of the memory step would make ` +
-            'that rebuild cheaper too.'
+            `journaled notifications took ${ms(restart.ms, 0)} before READY=1 (a JSON parse per record).`
           : ''),
     );
   }

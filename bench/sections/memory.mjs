@@ -146,7 +146,7 @@ async function summarizeWritten(path) {
   );
   return summarizeHeapSnapshot(path, {
     reachableFrom: [
-      { label: 'the dedup window (`Dedup`: its Map, its insertion queue and the keys)', className: 'Dedup', fields: ['#entries', '#queueKeys', '#queueTimes'] },
+      { label: 'the dedup window (`Dedup`: its digest ring, times and hash table, typed arrays)', className: 'Dedup', fields: ['#words', '#times', '#table'] },
     ],
   });
 }
