@@ -207,19 +207,23 @@ export function memoryStep(r) {
     const u = mem.usage;
     parts.push(
       `After ${fmt(mem.journaled)} notifications RSS is ${mib(mem.after)} MiB` +
-        (u ? `; a forced full GC brings it to ${mib(u.rssAfterGc)} MiB, with ${mib(u.afterGc.heapUsed)} MiB of live V8 heap` : '') +
-        (dedup ? `, of which the dedup window holds ${mib(dedup.bytes)} MiB` : '') +
+        (u
+          ? `; a forced full GC brings it to ${mib(u.rssAfterGc)} MiB, with ${mib(u.afterGc.heapUsed)} MiB of live V8 heap and ` +
+            `${mib(u.afterGc.arrayBuffers)} MiB of array buffers`
+          : '') +
+        (dedup ? `; the dedup window reaches ${mib(dedup.bytes)} MiB (heap snapshot)` : '') +
         '. The dedup window holds a 96-bit digest and a time per key (two keys per notification) in typed arrays, about 30 ' +
         'bytes a key, up to 2,000,000 keys.' +
         (u
           ? ` A forced full GC frees ${mib(mem.after - u.rssAfterGc)} MiB of RSS (garbage not yet collected); after it the V8 heap ` +
-            `takes ${mib(u.afterGc.heapTotal)} MiB and the rest, ${mib(u.rssAfterGc - u.afterGc.heapTotal)} MiB, is Node's native ` +
-            'memory and code.'
+            `takes ${mib(u.afterGc.heapTotal)} MiB and the rest, ${mib(u.rssAfterGc - u.afterGc.heapTotal)} MiB, is the array ` +
+            'buffers, Node\'s native memory and code.'
           : ''),
     );
     parts.push(
-      'Next step: look at what the heap snapshot above keeps beyond the dedup window, and cap V8\'s young generation ' +
-        '(`--max-semi-space-size`) if most of the excess is garbage not yet collected.',
+      'Next steps: what a full GC frees is garbage V8 had not collected yet; try a smaller young generation ' +
+        '(`--max-semi-space-size`, e.g. in the unit\'s `NODE_OPTIONS`) and measure what it costs in throughput; store the ' +
+        'dedup times as 32-bit seconds (4 bytes a key less).',
     );
   }
   return parts.join(' ');
