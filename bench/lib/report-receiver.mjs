@@ -43,7 +43,8 @@ export function throughputSection(r) {
     `Each run starts the receiver fresh in its own process on 127.0.0.1, warms it up for ${o.warmSeconds} s, then wrk sends signed ` +
       `\`stream.online\` notifications for ${o.seconds} s over 32 or 64 keep-alive connections. The notifications come from a corpus ` +
       'signed just before each round (`bench/lib/corpus.mjs`): complete requests as Twitch sends them, each with a unique message id, a ' +
-      'unique event id and a fresh timestamp; wrk (`bench/wrk/cycle.lua`) cycles through it without ever resending one. Rounds alternate ' +
+      'unique event id and a fresh timestamp; wrk (`bench/wrk/cycle.lua`) cycles through it without ever resending one. The corpus ' +
+      'files live on tmpfs (/dev/shm) when there is one, so that their writeback does not compete with the journal\'s fdatasyncs. Rounds alternate ' +
       'the order of the receivers and of the two concurrencies; the tables give the median of the valid runs and, for req/s, the ' +
       'min–max; "× plain" is the median of the per-round ratios to the plain server at the same concurrency.',
     '',

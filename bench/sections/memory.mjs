@@ -49,7 +49,7 @@ export async function runMemoryNotifications(ctx, { count, goalBytes }) {
   try {
     await idle(target);
     const idleRss = rssOf(target.pid);
-    const corpus = join(ctx.tmpDir, 'memory.bin');
+    const corpus = join(ctx.corpusDir ?? ctx.tmpDir, 'memory.bin');
     // 3% spare so wrk never wraps before it is stopped.
     await writeCorpus(corpus, { count: Math.ceil(count * 1.03) + 10_000, secret: SECRET });
     const samples = [];

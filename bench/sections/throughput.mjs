@@ -90,7 +90,7 @@ export async function measureRun(ctx, { target, connections, corpora, limits, ra
 
 /** Fresh corpora for a round, sized for `rate` req/s: one for the warm-ups, one for the measured runs. */
 export async function roundCorpora(ctx, name, { rate = MAX_RATE } = {}) {
-  const corpora = { warm: join(ctx.tmpDir, `${name}-warm.bin`), main: join(ctx.tmpDir, `${name}-main.bin`) };
+  const corpora = { warm: join(ctx.corpusDir ?? ctx.tmpDir, `${name}-warm.bin`), main: join(ctx.corpusDir ?? ctx.tmpDir, `${name}-main.bin`) };
   await writeCorpus(corpora.warm, { count: Math.ceil(rate * ctx.warmSeconds), secret: SECRET });
   await writeCorpus(corpora.main, { count: Math.ceil(rate * ctx.seconds), secret: SECRET });
   return corpora;
