@@ -172,7 +172,7 @@ export class SegmentWriter {
     } catch (err) {
       // The batches in flight before this one may still commit: settle them first, then cut this one off.
       while (this.#inFlight.length > 0) await this.#settleOldest();
-      await this.#failFrom(0, seg, err, batch);
+      await this.#failAll(seg, err, batch);
       return;
     }
     const t0 = this.#o.monotonicNow();
@@ -194,7 +194,7 @@ export class SegmentWriter {
     const oldest = this.#inFlight[0]!;
     const err = await oldest.synced;
     if (err !== undefined) {
-      await this.#failFrom(0, oldest.seg, err);
+      await this.#failAll(oldest.seg, err);
       return;
     }
     this.#inFlight.shift();
@@ -221,11 +221,12 @@ export class SegmentWriter {
   }
 
   /**
-   * Rejects the batch in flight at `index`, every later one (their bytes follow its bytes) and `notStarted`,
-   * once every fdatasync they issued has returned, then truncates the segment back to its committed size.
+   * Rejects every batch in flight (the oldest failed, and the later ones' bytes follow its bytes) and
+   * `notStarted`, once every fdatasync they issued has returned, then truncates the segment back to its
+   * committed size. Callers settle the batches that may still commit first.
    */
-  async #failFrom(index: number, seg: Segment | undefined, cause: unknown, notStarted: Pending[] = []): Promise<void> {
-    const failed = this.#inFlight.splice(index);
+  async #failAll(seg: Segment | undefined, cause: unknown, notStarted: Pending[] = []): Promise<void> {
+    const failed = this.#inFlight.splice(0);
     await Promise.all(failed.map((f) => f.synced));
     const rejected = [...failed.flatMap((f) => f.batch), ...notStarted];
     this.#pendingBytes = 0;

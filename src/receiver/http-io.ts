@@ -63,7 +63,9 @@ export function readHeaders(req: IncomingMessage): ReceiverRequest['headers'] {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
     const seen = headers[name];
-    headers[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+    if (seen === undefined) headers[name] = value;
+    else if (Array.isArray(seen)) seen.push(value);
+    else headers[name] = [seen, value];
   }
   return headers;
 }

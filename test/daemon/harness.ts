@@ -4,6 +4,7 @@
  * port, and helpers to poll it and read its journal (messages are in messages.ts). Build first:
  * `npx tsc -p tsconfig.build.json` (the child runs dist/).
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -308,6 +309,14 @@ export function readJournal(stateDir: string): JournalRecord[] {
     for (const line of lines) if (line.length > 0) out.push(JSON.parse(line) as JournalRecord);
   }
   return out;
+}
+
+/** Asserts the fixture's journal holds exactly these message ids, in this order. */
+export function assertJournalIds(fixture: Fixture, expected: readonly string[]): void {
+  assert.deepEqual(
+    readJournal(fixture.stateDir).map((r) => r.message_id),
+    expected,
+  );
 }
 
 /** `eventsubd events tail ARGS` against the fixture's state dir. */

@@ -13,6 +13,7 @@ import { BIN } from '../helpers/cli.js';
 import {
   CALLBACK,
   DEFAULT_SUBSCRIPTIONS,
+  assertJournalIds,
   assertNoSecrets,
   eventsTail,
   httpGet,
@@ -46,13 +47,6 @@ after(async () => {
   await f?.close();
 });
 
-/** Asserts the journal holds exactly `expected` so far. */
-function assertJournalIsExpected(): void {
-  assert.deepEqual(
-    readJournal(f.stateDir).map((r) => r.message_id),
-    expected,
-  );
-}
 
 describe('daemon receiver end to end', () => {
   test('verification: every subscription of the file becomes enabled because the daemon answered its challenge', async () => {
@@ -76,7 +70,7 @@ describe('daemon receiver end to end', () => {
     assert.match(String(res.headers['content-type']), /^text\/plain/);
     assert.equal(res.body, challenge, 'the raw challenge, not JSON');
     sent.challenge += 3; // this one and the emulator's two
-    assertJournalIsExpected();
+    assertJournalIds(f, expected);
   });
 
   test('notification: 204 only once journaled, and shown by events tail --json', async () => {
@@ -113,7 +107,7 @@ describe('daemon receiver end to end', () => {
     const sameEvent = await send(f, { event: { id: 'event-dup-1', broadcaster_user_id: '12345' } });
     assert.equal(sameEvent.status, 204);
     sent.duplicate += 2;
-    assertJournalIsExpected();
+    assertJournalIds(f, expected);
   });
 
   test('revocation: 204 and journaled once with its status; authorization_revoked is reported, not recreated', async () => {
@@ -134,7 +128,7 @@ describe('daemon receiver end to end', () => {
     const again = await send(f, { messageType: 'revocation', subscription: sub, messageId: res.messageId });
     assert.equal(again.status, 204);
     sent.duplicate += 1;
-    assertJournalIsExpected();
+    assertJournalIds(f, expected);
   });
 
   test('methods and paths: 405 on the webhook path for other methods, 404 elsewhere, 405 for POST on a route', async () => {
@@ -148,7 +142,7 @@ describe('daemon receiver end to end', () => {
     assert.equal((await httpGet(f, '/twitch')).status, 404);
     const postHealth = await post(f, { 'content-type': 'application/json' }, '{}', { path: '/healthz' });
     assert.equal(postHealth.status, 405);
-    assertJournalIsExpected();
+    assertJournalIds(f, expected);
   });
 
   test('/healthz and /readyz are 200; /status is JSON with token, sync and journal fields and no secret', async () => {

@@ -13,8 +13,9 @@
  *    Restarted, it is ready with a valid token that token.json also holds, and no request ever carried an
  *    expired, revoked or user token.
  *    Then: the rotation of a token a restart adopted from token.json costs one mint and no /validate (it
- *    looped on /validate for up to a second before). And a kill while taking token.lock (a
- *    temporary file left, or a whole lock naming the dead holder) delays the next token by no more than 5 s.
+ *    looped on /validate for up to a second before). A process taking and releasing token.lock in
+ *    a loop, killed KILLS times, never leaves an empty or partial lock; and what a kill can leave (a temporary
+ *    file, or a whole lock naming the dead holder) delays the next token by no more than 5 s.
  * 3. Sync: a daemon creating 300 declared subscriptions, each create held 60 ms by the emulator, is killed
  *    twice in the middle; the third run converges to exactly the declared set, and the creates of all runs add
  *    up to 300 (nothing was created twice).
@@ -24,9 +25,10 @@
  * token rounds are a seventh of it, at least 3), e.g. EVENTSUBD_CRASH_KILLS=100 for a long run.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
 import { request } from 'undici';
 import { fingerprintOf } from '../../src/auth/token-policy.js';
@@ -325,6 +327,48 @@ test('token lock crash: a restart after a kill -9 at any point of taking token.l
     assert.equal(f.emulator.stats.mints, 1, moment);
     await d.stop();
   }
+});
+
+/** A process that takes and releases token.lock in a loop (the built file-lock module, so that it starts fast). */
+const LOCK_LOOP = `
+import { withFileLock } from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/auth/file-lock.js')).href)};
+const options = { path: process.argv[1], clock: { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
+  logger: { debug() {}, info() {}, warn() {}, error() {} }, pid: process.pid, isAlive: () => true, staleMs: 30000, pollMs: 5 };
+process.stdout.write('READY\\n');
+for (;;) await withFileLock(options, async () => {});
+`;
+
+test(`token lock crash: ${KILLS} kill -9 of a process taking and releasing token.lock in a loop (seed ${SEED}) never leave an empty or partial lock`, async (t) => {
+  const dir = tempDir('eventsubd-lockkill-');
+  t.after(() => dir.cleanup());
+  const path = join(dir.path, 'token.lock');
+  const rnd = mulberry32(SEED ^ 0x10c6);
+  const left = { none: 0, whole: 0 };
+  for (let i = 0; i < KILLS; i++) {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', LOCK_LOOP, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(rnd() * 40)));
+    child.kill('SIGKILL');
+    await exited;
+    if (!existsSync(path)) {
+      left.none += 1;
+      continue;
+    }
+    const text = readFileSync(path, 'utf8');
+    const record = (() => {
+      try {
+        return JSON.parse(text) as { pid?: unknown; time?: unknown };
+      } catch {
+        return undefined;
+      }
+    })();
+    assert.ok(record && record.pid === child.pid && typeof record.time === 'string', `kill ${i + 1} left token.lock as ${JSON.stringify(text)}`);
+    left.whole += 1;
+    rmSync(path);
+  }
+  t.diagnostic(`${KILLS} kills: no lock left ${left.none}, a whole lock naming the dead holder ${left.whole}, an empty or partial lock 0`);
+  assert.ok(left.whole > 0, 'some kills landed while the lock was held');
 });
 
 // ------------------------------------------------------------------------------------------------- 3. sync
