@@ -65,14 +65,6 @@ const code = await runCli({
   stopped,
   process: {
     pid: process.pid,
-    isAlive(pid) {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch (err) {
-        return (err as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    },
     onHangup(listener) {
       process.on('SIGHUP', listener);
       return () => process.off('SIGHUP', listener);

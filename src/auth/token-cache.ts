@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
 import { StateDirError } from '../lib/errors.js';
+import { waitForLockFile, type HeldLock } from '../lib/file-lock.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { AppToken } from '../twitch/tokens.js';
-import { processIsAlive, withFileLock, type FileLockOptions } from './file-lock.js';
 
 /** What the cache file holds, in epoch ms. A never-expiring token has `expiresAt` = Number.MAX_SAFE_INTEGER. */
 export interface CachedToken {
@@ -34,12 +34,13 @@ export interface TokenCacheOptions {
   stateDir: string;
   clock: Clock;
   logger?: Logger | undefined;
-  /** This process's id for the lock file. Default: `process.pid`. */
-  pid?: number;
-  /** Whether a lock holder still runs. Default: `process.kill(pid, 0)`. */
-  isAlive?: (pid: number) => boolean;
-  /** A lock older than this is broken. Default 30 s. */
-  lockStaleMs?: number;
+  /** This process's id, written into the lock file while held (for messages only). */
+  pid?: number | undefined;
+  /**
+   * How long to wait for a lock another process holds before going on without it (a stopped CLI must not keep
+   * the daemon from minting; the cost is one extra mint). Default 30 s.
+   */
+  lockWaitMs?: number;
   /** Poll interval while the lock is held elsewhere. Default 50 ms. */
   lockPollMs?: number;
 }
@@ -62,21 +63,15 @@ export class TokenCache implements TokenStore {
   readonly #dir: string;
   readonly #file: string;
   readonly #logger: Logger;
-  readonly #lock: Omit<FileLockOptions, 'path'> & { path: string };
+  readonly #lockPath: string;
+  readonly #o: TokenCacheOptions;
 
   constructor(options: TokenCacheOptions) {
+    this.#o = options;
     this.#dir = options.stateDir;
     this.#file = join(options.stateDir, 'token.json');
+    this.#lockPath = join(options.stateDir, 'token.lock');
     this.#logger = options.logger ?? silentLogger;
-    this.#lock = {
-      path: join(options.stateDir, 'token.lock'),
-      clock: options.clock,
-      logger: this.#logger,
-      pid: options.pid ?? process.pid,
-      isAlive: options.isAlive ?? processIsAlive((pid, sig) => process.kill(pid, sig)),
-      staleMs: options.lockStaleMs ?? 30_000,
-      pollMs: options.lockPollMs ?? 50,
-    };
   }
 
   /** The path of token.json. */
@@ -166,12 +161,26 @@ export class TokenCache implements TokenStore {
   }
 
   /**
-   * Runs `fn` holding `STATE_DIR/token.lock`, shared by every process using this state directory.
-   * @throws StateDirError when the lock cannot be created; AbortedError when `signal` aborts while waiting.
+   * Runs `fn` holding `STATE_DIR/token.lock` (a kernel lock, see lib/file-lock.ts), shared by every process
+   * using this state directory; after `lockWaitMs` without it, runs `fn` anyway and says so at warn.
+   * @throws StateDirError when the lock file cannot be opened; AbortedError when `signal` aborts while waiting.
    */
   async withLock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     await this.#ensureDir();
-    return withFileLock(this.#lock, fn, signal);
+    const waitMs = this.#o.lockWaitMs ?? 30_000;
+    const lock: HeldLock | undefined = await waitForLockFile(this.#lockPath, {
+      clock: this.#o.clock,
+      pollMs: this.#o.lockPollMs ?? 50,
+      maxWaitMs: waitMs,
+      holder: this.#o.pid === undefined ? undefined : `${this.#o.pid}\n`,
+      signal,
+    });
+    if (!lock) this.#logger.warn('Another process has held the token lock too long; going on without it', { path: this.#lockPath, waited_ms: waitMs });
+    try {
+      return await fn();
+    } finally {
+      await lock?.release();
+    }
   }
 
   /** Creates the state directory with mode 0700; an existing directory is left as the operator made it. */

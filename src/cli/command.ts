@@ -60,7 +60,6 @@ export interface CommandContext {
 /** The few process facts a long-running command needs; supplied by main.ts. */
 export interface ProcessControl {
   pid: number;
-  isAlive(pid: number): boolean;
   /** Registers a SIGHUP listener; returns a function that removes it. */
   onHangup(listener: () => void): () => void;
 }

@@ -94,7 +94,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
           const c = getConfig();
           settings.requireTwitchAccess(c);
           const { buildTwitchStack } = await import('../daemon/twitch-stack.js');
-          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: proc.dispatcher }));
+          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: proc.dispatcher, pid: proc.process.pid }));
         })();
         return building;
       },

@@ -21,18 +21,16 @@ import { AppError, StateDirError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { Dedup } from '../receiver/dedup.js';
 import { createWebhookHandler } from '../receiver/handler.js';
-import { dedupKeys } from '../receiver/message.js';
 import { startReceiver, type ReceiverServer } from '../receiver/server.js';
 import type { ReceivedSubscription } from '../receiver/types.js';
 import { statusAction } from '../subscriptions/status.js';
-import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
+import type { HeldLock } from '../lib/file-lock.js';
+import { acquireInstanceLock } from './instance-lock.js';
 import type { Notifier } from './notify.js';
 import { DaemonMetrics } from './observability.js';
 import { daemonRoutes, statusLine } from './routes.js';
 import type { SyncScheduler } from './sync-scheduler.js';
 import type { TwitchStack } from './twitch-stack.js';
-
-const DEDUP_RETENTION_MS = 20 * 60_000;
 
 /** `/status` of an enabled stream that no client has used yet (the stream itself is built on first use). */
 const UNUSED_STREAM = {
@@ -46,7 +44,6 @@ export interface DaemonOptions {
   notifier: Notifier;
   dispatcher?: Dispatcher | undefined;
   pid: number;
-  isAlive: (pid: number) => boolean;
   /** WATCHDOG_USEC from systemd, when set. */
   watchdogUsec?: number | undefined;
   /** Delay before the sync that follows a recoverable revocation. */
@@ -56,7 +53,7 @@ export interface DaemonOptions {
 export class Daemon {
   readonly #o: DaemonOptions;
   readonly #abort = new AbortController();
-  #lock: InstanceLock | undefined;
+  #lock: HeldLock | undefined;
   #journal: Journal | undefined;
   #stack: TwitchStack | undefined;
   #receiver: ReceiverServer | undefined;
@@ -113,10 +110,8 @@ export class Daemon {
     if (file.status === 'rejected') throw file.reason;
     if (state.status === 'rejected') throw state.reason;
     const journal = state.value;
-    const dedup = new Dedup({ clock, retentionMs: DEDUP_RETENTION_MS });
-    for await (const rec of journal.recent(clock.now() - DEDUP_RETENTION_MS)) {
-      for (const key of dedupKeys(rec)) dedup.add(key, Date.parse(rec.received_at));
-    }
+    const dedup = new Dedup({ clock });
+    for await (const rec of journal.recent(clock.now() - dedup.retentionMs)) dedup.add(rec.message_id, Date.parse(rec.received_at));
     const metrics = (this.#metrics = new DaemonMetrics({
       journal,
       tokens: () => this.#stack?.tokens,
@@ -226,6 +221,7 @@ export class Daemon {
       const side = await startTwitchSide({
         config: this.#o.config,
         clock: this.#o.clock,
+        pid: this.#o.pid,
         logger: this.#o.logger,
         dispatcher: this.#o.dispatcher,
         signal: this.#abort.signal,
@@ -316,8 +312,8 @@ export class Daemon {
     await this.#cron?.stop();
     await this.#cron?.destroy();
     await this.#scheduler?.close();
-    await this.#stream?.close();
-    await this.#receiver?.close();
+    // Side by side: stream clients get their close frame while the receiver drains its requests.
+    await Promise.all([this.#stream?.close(), this.#receiver?.close()]);
     await this.#forwarder?.close();
     await this.#journal?.close();
     await this.#stack?.close();

@@ -1,40 +1,23 @@
 /**
- * One daemon per state directory: the journal has a single writer. `STATE_DIR/daemon.pid` is created
- * exclusively; a file left by a process that no longer exists (a crash, `kill -9`) is taken over.
+ * One daemon per state directory: the journal has a single writer. The lock is a kernel lock on
+ * `STATE_DIR/daemon.pid` (lib/file-lock.ts): taken in one step, dropped by the kernel when the daemon exits or
+ * is killed, whatever process later gets its pid. The file keeps the holder's pid, for `kill -HUP`.
  */
-import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AppError, StateDirError } from '../lib/errors.js';
+import { AppError } from '../lib/errors.js';
+import { lockHolder, tryLockFile, type HeldLock } from '../lib/file-lock.js';
 
-export interface InstanceLock {
-  release(): Promise<void>;
-}
+export const INSTANCE_LOCK_FILE = 'daemon.pid';
 
-export async function acquireInstanceLock(
-  stateDir: string,
-  deps: { pid: number; isAlive: (pid: number) => boolean },
-): Promise<InstanceLock> {
-  const path = join(stateDir, 'daemon.pid');
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(`${deps.pid}\n`);
-      await fh.close();
-      return {
-        async release() {
-          await unlink(path).catch(() => {});
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StateDirError(`Cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
-      }
-    }
-    const holder = Number.parseInt(await readFile(path, 'utf8').catch(() => ''), 10);
-    if (Number.isInteger(holder) && holder > 0 && holder !== deps.pid && deps.isAlive(holder)) {
-      throw new AppError('STATE_DIR_UNUSABLE', `Another eventsubd (pid ${holder}) is running on ${stateDir}`);
-    }
-    await unlink(path).catch(() => {});
-  }
-  throw new StateDirError(`Cannot take over ${path}`);
+/**
+ * Takes the state directory for this daemon.
+ * @throws AppError STATE_DIR_LOCKED when another process holds it; StateDirError when the lock file is unusable.
+ */
+export async function acquireInstanceLock(stateDir: string, deps: { pid: number }): Promise<HeldLock> {
+  const path = join(stateDir, INSTANCE_LOCK_FILE);
+  const lock = await tryLockFile(path, `${deps.pid}\n`);
+  if (lock) return lock;
+  const holder = await lockHolder(path).catch(() => undefined);
+  const who = holder && /^\d+$/.test(holder) ? ` (pid ${holder})` : '';
+  throw new AppError('STATE_DIR_LOCKED', `Another eventsubd${who} is running on ${stateDir}: stop it first, or give this one its own EVENTSUBD_STATE_DIR`);
 }

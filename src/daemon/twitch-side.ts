@@ -17,6 +17,7 @@ import { buildTwitchStack, type TwitchStack, type TwitchStackDeps } from './twit
 export interface TwitchSideOptions {
   config: Config & { clientId: string };
   clock: Clock;
+  pid: number;
   logger: Logger;
   dispatcher?: Dispatcher | undefined;
   /** Aborts the token manager's first attempt and loop (the daemon's shutdown). */
@@ -49,7 +50,7 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
     ? await Promise.all([import('./sync-scheduler.js'), import('node-cron')])
     : undefined;
   if (o.isClosing()) return undefined;
-  const stack = buildTwitchStack(config, { clock, logger, dispatcher: o.dispatcher, onFatal: o.onFatal, onCall: o.onCall });
+  const stack = buildTwitchStack(config, { clock, logger, pid: o.pid, dispatcher: o.dispatcher, onFatal: o.onFatal, onCall: o.onCall });
   let scheduler: SyncScheduler | undefined;
   let cron: ScheduledTask | undefined;
   if (managed && config.subscriptionsFile) {

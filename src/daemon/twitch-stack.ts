@@ -20,6 +20,8 @@ export interface TwitchStack {
 
 export interface TwitchStackDeps {
   clock: Clock;
+  /** This process's id, written into `token.lock` while it is held. */
+  pid?: number | undefined;
   logger: Logger;
   dispatcher?: Dispatcher | undefined;
   onFatal?: (err: AppError) => void;
@@ -34,7 +36,7 @@ export function buildTwitchStack(config: Config & { clientId: string }, deps: Tw
     dispatcher: deps.dispatcher,
     clock: deps.clock,
   });
-  const cache = new TokenCache({ stateDir: config.stateDir, clock: deps.clock, logger: deps.logger });
+  const cache = new TokenCache({ stateDir: config.stateDir, clock: deps.clock, logger: deps.logger, pid: deps.pid });
   const tokens = new TokenManager({
     clientId: config.clientId,
     oauth,

@@ -32,6 +32,8 @@ export const ERROR_CODES = Object.freeze({
   TWITCH_UNREACHABLE: { exit: EXIT.RUNTIME, meaning: 'network error or timeout talking to Twitch, after retries' },
   WEBHOOK_DELIVERY_FAILED: { exit: EXIT.RUNTIME, meaning: 'a signed webhook message (emulate, trigger) got no HTTP answer: network error or timeout' },
   STATE_DIR_UNUSABLE: { exit: EXIT.RUNTIME, meaning: 'the state directory or a file in it cannot be created, read or written' },
+  STATE_DIR_UNSAFE: { exit: EXIT.CONFIG, meaning: 'the state directory holds a symbolic link, or a file or directory that others may read or write and whose mode cannot be fixed' },
+  STATE_DIR_LOCKED: { exit: EXIT.RUNTIME, meaning: 'another eventsubd run holds the state directory (its daemon.pid lock)' },
   LISTEN_FAILED: { exit: EXIT.RUNTIME, meaning: 'the receiver cannot listen on EVENTSUBD_LISTEN (address in use, permission)' },
   JOURNAL_UNWRITABLE: { exit: EXIT.RUNTIME, meaning: 'the journal cannot be appended to or fsynced' },
   ABORTED: { exit: EXIT.RUNTIME, meaning: 'the operation was cancelled (shutdown or Ctrl-C)' },

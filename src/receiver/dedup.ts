@@ -1,14 +1,17 @@
 /**
- * The set of message keys already accepted, kept for longer than the replay window (contract 7.3: ids kept
- * ≥ 10 minutes plus clock skew suffice once stale messages are rejected). Bounded in time and in size, and
- * held in typed arrays only: a 96-bit digest and a time per key, about 30 bytes a key at 1,000,000 keys.
+ * The message ids already accepted, kept for longer than a replay can pass the receiver's two-sided window
+ * (see `minDedupRetentionMs` in handler.ts). Bounded in time and in size, and held in typed arrays only: a
+ * 96-bit digest and a time per key, about 30 bytes a key at 1,000,000 keys.
  */
 import { Buffer } from 'node:buffer';
 import type { Clock } from '../lib/clock.js';
 
-/** 20 minutes: the 10-minute replay window on either side of our clock. */
-export const DEFAULT_DEDUP_RETENTION_MS = 20 * 60_000;
-/** Default cap on the keys held: two keys per notification with an event id, so a million notifications within the retention, about 60 MB at most. */
+/**
+ * 21 minutes: a message accepted with a timestamp 10 minutes ahead of our clock passes the 10-minute window
+ * again until 20 minutes after it was accepted; the extra minute covers a step of the system clock.
+ */
+export const DEFAULT_DEDUP_RETENTION_MS = 21 * 60_000;
+/** Default cap on the keys held (one per notification): two million notifications within the retention, about 60 MB at most. */
 export const DEFAULT_DEDUP_MAX_ENTRIES = 2_000_000;
 
 export interface DedupOptions {
@@ -114,6 +117,11 @@ export class Dedup {
     this.#words = new Uint32Array(capacity * WORDS);
     this.#times = new Float64Array(capacity);
     this.#table = new Int32Array(this.#tableSize(capacity));
+  }
+
+  /** How long a key is remembered after its time, in ms. */
+  get retentionMs(): number {
+    return this.#retentionMs;
   }
 
   /** True when `key` was added within the retention. */

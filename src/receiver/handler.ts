@@ -9,7 +9,6 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { verifySignature } from '../twitch/signature.js';
 import type { Dedup } from './dedup.js';
 import {
-  dedupKeys,
   parseBody,
   parseRfc3339,
   readRequiredHeaders,
@@ -27,8 +26,20 @@ import type {
   ReceiverResponse,
 } from './types.js';
 
-/** Twitch's replay window (contract 7.3), applied on both sides of our clock. */
+/**
+ * Twitch's replay window, applied on both sides of our clock: a message more than 10 minutes old is refused
+ * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#guarding-against-replay-attacks).
+ */
 export const DEFAULT_REPLAY_WINDOW_MS = 10 * 60_000;
+
+/**
+ * The shortest dedup retention that stops every replay the window lets through: a message accepted with a
+ * timestamp up to one window ahead of our clock passes the window again until one window after that
+ * timestamp, so up to two windows after it was accepted, edge included.
+ */
+export function minDedupRetentionMs(windowMs: number): number {
+  return 2 * windowMs + 1;
+}
 const SIGNATURE_SHAPE = /^sha256=[0-9a-f]{64}$/;
 
 export interface WebhookHandlerDeps {
@@ -83,7 +94,12 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
   if (!(windowMs > 0)) throw new RangeError(`Replay window must be positive: current value is ${windowMs}`);
   const logger = deps.logger ?? silentLogger;
   const routes = new Map(Object.entries(deps.routes ?? {}));
-  /** dedup key → the append in flight for it: concurrent duplicates share one append (true = stored). */
+  if (deps.dedup.retentionMs < minDedupRetentionMs(windowMs)) {
+    throw new RangeError(
+      `Dedup retention must be at least ${minDedupRetentionMs(windowMs)} ms for a ${windowMs} ms replay window: current value is ${deps.dedup.retentionMs}`,
+    );
+  }
+  /** message id → the append in flight for it: concurrent redeliveries share one append (true = stored). */
   const inFlight = new Map<string, Promise<boolean>>();
 
   async function handle(req: ReceiverRequest): Promise<Result> {
@@ -145,8 +161,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       if (body.event !== undefined) entry.event = body.event;
       if (body.events !== undefined) entry.events = body.events;
     }
-    const keys = dedupKeys(entry);
-    const stored = await storeOnce(entry, keys);
+    const stored = await storeOnce(entry);
     if (stored === 'failed') return reject('journal_failed', 503, 'journal unavailable');
     if (stored === 'duplicate') return accepted('duplicate');
     if (body.type === 'revocation') {
@@ -156,39 +171,32 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
     return accepted('notification');
   }
 
-  /** Appends unless a key was seen or is being appended; marks the keys seen only once the append resolved. */
-  async function storeOnce(entry: JournalEntry, keys: string[]): Promise<'stored' | 'duplicate' | 'failed'> {
-    if (keys.some((k) => deps.dedup.has(k))) {
-      markSeen(keys);
-      return 'duplicate';
-    }
-    const pending = keys.map((k) => inFlight.get(k)).find((p) => p !== undefined);
-    if (pending) {
-      if (!(await pending)) return 'failed';
-      markSeen(keys);
-      return 'duplicate';
-    }
-    const append = appendEntry(entry, keys);
-    for (const k of keys) inFlight.set(k, append);
+  /**
+   * Appends unless the message id was seen or is being appended; marks it seen only once the append resolved.
+   * The message id is the only key (https://dev.twitch.tv/docs/eventsub/#handling-duplicate-events): a new id
+   * is a new message, even when its event repeats an earlier one's `id` (a poll's progress, a reward update).
+   */
+  async function storeOnce(entry: JournalEntry): Promise<'stored' | 'duplicate' | 'failed'> {
+    const id = entry.message_id;
+    if (deps.dedup.has(id)) return 'duplicate';
+    const pending = inFlight.get(id);
+    if (pending) return (await pending) ? 'duplicate' : 'failed';
+    const append = appendEntry(entry);
+    inFlight.set(id, append);
     const ok = await append;
-    for (const k of keys) if (inFlight.get(k) === append) inFlight.delete(k);
+    inFlight.delete(id);
     return ok ? 'stored' : 'failed';
   }
 
-  async function appendEntry(entry: JournalEntry, keys: string[]): Promise<boolean> {
+  async function appendEntry(entry: JournalEntry): Promise<boolean> {
     try {
       await deps.journal.append(entry);
     } catch (err) {
       logger.error('Journal append failed; answering 503 so Twitch retries', { message_id: entry.message_id, err });
       return false;
     }
-    markSeen(keys);
+    deps.dedup.add(entry.message_id, deps.clock.now());
     return true;
-  }
-
-  function markSeen(keys: string[]): void {
-    const now = deps.clock.now();
-    for (const k of keys) deps.dedup.add(k, now);
   }
 
   function notify(call: () => unknown, name: string): void {

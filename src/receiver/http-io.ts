@@ -3,11 +3,11 @@ import type { IncomingMessage } from 'node:http';
 import type { ReceiverRequest } from './types.js';
 
 /**
- * Reads the whole body, stopping (and pausing the stream) as soon as it passes `maxBytes`.
- * Resolves `'aborted'` when the request ends without its full body (client gone, request timeout).
- * Never rejects.
+ * Reads the whole body, stopping (and pausing the stream) as soon as it passes `maxBytes`; `progress.bytes`
+ * follows what has arrived. Resolves `'aborted'` when the request ends without its full body (client gone,
+ * request timeout). Never rejects.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | 'too_large' | 'aborted'> {
+export function readBody(req: IncomingMessage, maxBytes: number, progress?: { bytes: number }): Promise<Buffer | 'too_large' | 'aborted'> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -20,6 +20,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
+      if (progress) progress.bytes = size;
       if (size > maxBytes) {
         chunks.length = 0;
         req.pause();

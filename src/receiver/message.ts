@@ -1,9 +1,9 @@
 /**
  * Pure parsing of a webhook delivery (twitch-contract.md 7.1, 7.7, 6.4): the required headers, the JSON
- * body by message type, the RFC 3339 timestamp, and the dedup keys of a message.
+ * body by message type, and the RFC 3339 timestamp.
  */
 import { isUtf8 } from 'node:buffer';
-import type { ConduitShardRef, JournalEntry, ReceivedSubscription } from './types.js';
+import type { ConduitShardRef, ReceivedSubscription } from './types.js';
 
 export const HEADER_MESSAGE_ID = 'twitch-eventsub-message-id';
 export const HEADER_TIMESTAMP = 'twitch-eventsub-message-timestamp';
@@ -165,34 +165,4 @@ function readConduitShard(value: unknown): ConduitShardRef | undefined {
   if (!isObject(value)) return undefined;
   const { conduit_id, shard } = value;
   return isNonEmptyString(conduit_id) && isNonEmptyString(shard) ? { conduit_id, shard } : undefined;
-}
-
-/**
- * The keys a journaled message is deduplicated on: `id:<message id>` always, and for an event with an `id`,
- * `ev:` + [type, canonical condition, event id], which catches the same event delivered under another
- * message id by a duplicate subscription (twitchdev/issues#918). The daemon uses this to rebuild `Dedup`.
- */
-export function dedupKeys(entry: Pick<JournalEntry, 'message_id' | 'subscription' | 'event'>): string[] {
-  const keys = [`id:${entry.message_id}`];
-  const event = entry.event;
-  if (typeof event === 'object' && event !== null && !Array.isArray(event)) {
-    const id = (event as { id?: unknown }).id;
-    if ((typeof id === 'string' && id.length > 0) || (typeof id === 'number' && Number.isFinite(id))) {
-      const { type, condition } = entry.subscription;
-      keys.push(`ev:${JSON.stringify([type, canonicalJson(condition), String(id)])}`);
-    }
-  }
-  return keys;
-}
-
-/** JSON with object keys sorted at every level, so that equal conditions give equal strings. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
-    return `{${entries.join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
 }

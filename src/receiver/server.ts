@@ -24,8 +24,18 @@ export interface ReceiverLimits {
   requestTimeoutMs?: number;
   /** Idle keep-alive connections are closed after this. Default 5 000. */
   keepAliveTimeoutMs?: number;
-  /** Requests handled at once; past it, 503. Default 1024. */
+  /**
+   * Complete webhook requests handled at once (waiting for the journal); past it, 503. Requests whose body is
+   * still arriving do not count, nor do GET/HEAD requests (health checks always get through). Default 1024.
+   */
   maxInFlight?: number;
+  /**
+   * A body must arrive at a reasonable rate: by `bodyGraceMs` after its headers plus one second for every
+   * `minBodyBytesPerSecond` bytes received so far. A body that falls behind gets 408 and its connection is
+   * closed, so slow uploads cannot pile up (Twitch sends a whole body at once). Defaults 5 000 and 16 384.
+   */
+  bodyGraceMs?: number;
+  minBodyBytesPerSecond?: number;
   /** Largest request head in bytes. Default: Node's (16 KiB). */
   maxHeaderSize?: number;
   /** How long `close()` lets in-flight requests finish before cutting connections. Default 10 000. */
@@ -42,8 +52,13 @@ export const DEFAULT_RECEIVER_LIMITS = Object.freeze({
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxInFlight: 1024,
-  closeTimeoutMs: 10_000,
+  bodyGraceMs: 5_000,
+  minBodyBytesPerSecond: 16 * 1024,
+  closeTimeoutMs: 8_000,
 });
+
+/** How often bodies still arriving are checked against their deadline, while there are any. */
+const SLOW_BODY_SWEEP_MS = 250;
 
 export interface StartReceiverOptions {
   host: string;
@@ -64,14 +79,18 @@ export interface StartReceiverOptions {
 }
 
 export interface ReceiverStats {
-  /** Requests being read or handled now. */
+  /** Complete requests being handled now. */
   inFlight: number;
+  /** Requests whose body is still arriving. */
+  reading: number;
   /** Requests received since start. */
   requests: number;
   busy: number;
   tooLarge: number;
   /** Requests whose body did not arrive in full (client gone, timeout). */
   aborted: number;
+  /** Requests cut off with 408 because their body arrived too slowly. */
+  tooSlow: number;
   /** Unparsable requests, header/request timeouts and resets, answered by Node's parser layer. */
   clientErrors: number;
 }
@@ -98,9 +117,9 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
   }
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? systemClock;
-  const stats: ReceiverStats = { inFlight: 0, requests: 0, busy: 0, tooLarge: 0, aborted: 0, clientErrors: 0 };
+  const stats: ReceiverStats = { inFlight: 0, reading: 0, requests: 0, busy: 0, tooLarge: 0, aborted: 0, tooSlow: 0, clientErrors: 0 };
   let closing = false;
-  const count = (outcome: ReceiverOutcome, field: 'busy' | 'tooLarge' | 'aborted'): void => {
+  const count = (outcome: ReceiverOutcome, field: 'busy' | 'tooLarge' | 'aborted' | 'tooSlow'): void => {
     stats[field] += 1;
     options.metrics?.outcome(outcome);
   };
@@ -156,34 +175,75 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     return (Array.isArray(length) ? Math.max(...length.map(Number)) : Number(length ?? 0)) > limits.maxBodyBytes;
   };
 
+  /** Bodies still arriving: when each started (after its headers, ms) and how many bytes came so far. */
+  const reading = new Map<IncomingMessage, { res: ServerResponse; startedAt: number; progress: { bytes: number } }>();
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweepSlowBodies = (): void => {
+    const now = performance.now();
+    for (const [req, r] of reading) {
+      const allowedMs = limits.bodyGraceMs + (r.progress.bytes * 1000) / limits.minBodyBytesPerSecond;
+      if (now - r.startedAt <= allowedMs) continue;
+      reading.delete(req);
+      count('too_slow', 'tooSlow');
+      r.res.once('finish', () => req.socket.destroy());
+      refuse(r.res, 408, 'request body too slow');
+      req.destroy();
+    }
+    if (reading.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  };
+  const readTracked = async (req: IncomingMessage, res: ServerResponse): ReturnType<typeof readBody> => {
+    if (req.complete) return readBody(req, limits.maxBodyBytes);
+    const entry = { res, startedAt: performance.now(), progress: { bytes: 0 } };
+    reading.set(req, entry);
+    sweeper ??= setInterval(sweepSlowBodies, SLOW_BODY_SWEEP_MS).unref();
+    try {
+      return await readBody(req, limits.maxBodyBytes, entry.progress);
+    } finally {
+      reading.delete(req);
+    }
+  };
+
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.on('error', () => {});
     res.on('error', () => {});
     stats.requests += 1;
-    if (stats.inFlight >= limits.maxInFlight) {
-      count('busy', 'busy');
-      refuse(res, 503, 'busy', { 'Retry-After': '1' });
-      return;
-    }
-    stats.inFlight += 1;
-    res.once('close', () => (stats.inFlight -= 1));
     const headers = readHeaders(req);
     if (declaredTooLarge(req, headers)) {
       refuseTooLarge(req, res);
       return;
     }
-    const body = await readBody(req, limits.maxBodyBytes);
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    if (closing && hasBody) {
+      refuse(res, 503, 'shutting down');
+      return;
+    }
+    stats.reading += 1;
+    const body = await readTracked(req, res);
+    stats.reading -= 1;
     if (body === 'too_large') {
       refuseTooLarge(req, res);
       return;
     }
     if (body === 'aborted') {
+      if (res.headersSent) return; // cut off as too slow
       count('aborted', 'aborted');
       res.destroy();
       return;
     }
-    const response = await options.handler(toReceiverRequest(req, body, headers));
-    send(res, response);
+    if (hasBody && stats.inFlight >= limits.maxInFlight) {
+      count('busy', 'busy');
+      refuse(res, 503, 'busy', { 'Retry-After': '1' });
+      return;
+    }
+    stats.inFlight += 1;
+    try {
+      send(res, await options.handler(toReceiverRequest(req, body, headers)));
+    } finally {
+      stats.inFlight -= 1;
+    }
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -201,6 +261,9 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))),
     ...(options.limits?.maxHeaderSize === undefined ? {} : { maxHeaderSize: options.limits.maxHeaderSize }),
   });
+  // A client may half-close (shutdown its write side) after sending its request and still read the answer:
+  // without this Node would end the socket at the client's FIN, and a journaled message would go unanswered.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('request', onRequest);
   // Expect: 100-continue (curl sends it for large bodies): refuse an oversize body before it is sent.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -257,6 +320,8 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
         closing = true;
         server.close();
         server.closeIdleConnections();
+        // Bodies still arriving were not acknowledged and nothing of them is journaled: cut them now.
+        for (const req of reading.keys()) req.socket.destroy();
         const stop = new AbortController();
         const deadline = clock.sleep(limits.closeTimeoutMs, stop.signal).then(
           () => {
@@ -273,6 +338,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     },
     async destroy() {
       closing = true;
+      clearInterval(sweeper);
       if (server.listening) server.close();
       server.closeAllConnections();
       await whenClosed;

@@ -73,6 +73,7 @@ export const RECEIVER_OUTCOMES = [
   'too_large',
   'busy',
   'aborted',
+  'too_slow',
 ] as const;
 export type ReceiverOutcome = (typeof RECEIVER_OUTCOMES)[number];
 

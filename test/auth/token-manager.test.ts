@@ -20,7 +20,7 @@ async function rig(t: TestContext, options: { autoAdvance?: boolean; dir?: strin
   const oauth = new FakeOAuth(clock);
   const logs = captureLogs();
   const dir = options.dir ?? (await tempDir(t));
-  const cache = new TokenCache({ stateDir: dir, clock, logger: logs.logger, pid: 1, isAlive: () => true });
+  const cache = new TokenCache({ stateDir: dir, clock, logger: logs.logger });
   const managers: TokenManager[] = [];
   t.after(() => Promise.all(managers.map((m) => m.close())));
   return {

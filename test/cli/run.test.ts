@@ -17,7 +17,7 @@ async function cli(argv: string[], env: Record<string, string> = {}): Promise<{ 
     version: '9.9.9',
     signal: new AbortController().signal,
     stopped: new Promise(() => {}),
-    process: { pid: 1, isAlive: () => false, onHangup: () => () => {} },
+    process: { pid: 1, onHangup: () => () => {} },
   };
   const code = await runCli(proc);
   return { code, out, err };

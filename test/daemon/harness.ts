@@ -294,7 +294,7 @@ export interface StatusDoc {
   };
   journal: { head: number; first_seq: number; writable: boolean; appends: number; fsyncs: number };
   delivery: Record<string, unknown>;
-  receiver: { in_flight: number; requests: number } | null;
+  receiver: { in_flight: number; reading: number; requests: number; too_slow: number } | null;
 }
 
 /** Every complete record in `STATE_DIR/journal/*.jsonl`, read straight from the files (a torn last line is skipped). */

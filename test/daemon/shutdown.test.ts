@@ -44,10 +44,10 @@ test('daemon SIGTERM during a stream of notifications: exit 0, every acknowledge
   assert.ok(journaled.every((id) => sentIds.has(id)));
 });
 
-test('daemon SIGTERM waits for a request in flight; a second SIGTERM exits at once', async (t) => {
+test('daemon SIGTERM cuts a body still arriving, waits for a stream client to answer its close frame; a second SIGTERM exits at once', async (t) => {
   const { f, start } = await useFixture(t, { subscriptions: [] });
   const d = await start();
-  // A delivery whose body is still arriving when the signal comes.
+  // A delivery whose body is still arriving when the signal comes: nothing of it was acknowledged.
   const body = notificationBody();
   const head =
     'POST /twitch/eventsub HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
@@ -55,18 +55,31 @@ test('daemon SIGTERM waits for a request in flight; a second SIGTERM exits at on
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('') +
     `Content-Length: ${body.length}\r\n\r\n`;
-  const socket = connect(f.port, '127.0.0.1');
-  socket.on('error', () => {});
-  t.after(() => socket.destroy());
-  await new Promise((r) => socket.once('connect', r));
-  socket.write(head + body.slice(0, 10));
-  // In flight: the partial request and this /status request itself.
-  await waitFor('the request to be in flight', async () => (await status(f)).receiver?.in_flight === 2);
+  const upload = connect(f.port, '127.0.0.1');
+  upload.on('error', () => {});
+  t.after(() => upload.destroy());
+  const uploadClosed = new Promise((r) => upload.once('close', r));
+  await new Promise((r) => upload.once('connect', r));
+  upload.write(head + body.slice(0, 10));
+  // A stream client that never reads again after its handshake, so never answers the close frame.
+  const stuck = connect(f.port, '127.0.0.1');
+  stuck.on('error', () => {});
+  t.after(() => stuck.destroy());
+  stuck.write(
+    'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  await new Promise((r) => stuck.once('data', r));
+  stuck.pause();
+  await waitFor('the upload and the stream client', async () => {
+    const s = await status(f);
+    return s.receiver?.reading === 1 && (s.delivery as { stream?: { clients: number } }).stream?.clients === 1;
+  });
 
   d.child.kill('SIGTERM');
+  await uploadClosed; // cut at once: it was not acknowledged and nothing of it is journaled
   await waitFor('the stop to begin', () => d.logs().some((l) => l.msg === 'Stopping: finishing in-flight requests and flushing the journal'));
-  await new Promise((r) => setTimeout(r, 300));
-  assert.ok(d.running, 'still draining the request in flight');
+  assert.ok(d.running, 'still waiting for the stream client to answer its close frame');
   const second = Date.now();
   d.child.kill('SIGTERM');
   const { code } = await d.exited;

@@ -12,11 +12,11 @@ test('Dedup.has() is true for an added key and false for others', () => {
   assert.equal(dedup.size, 1);
 });
 
-test('Dedup keeps a key for the default 20 minutes, then forgets it', async () => {
+test('Dedup keeps a key for the default 21 minutes, then forgets it', async () => {
   const clock = new FakeClock();
   const dedup = new Dedup({ clock });
   dedup.add('a');
-  await clock.advance(20 * 60_000 - 1);
+  await clock.advance(21 * 60_000 - 1);
   assert.equal(dedup.has('a'), true);
   await clock.advance(1);
   assert.equal(dedup.has('a'), false);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Dedup } from '../../src/receiver/dedup.js';
-import { dedupKeys } from '../../src/receiver/message.js';
-import { flushMicrotasks } from '../helpers/fake-clock.js';
+import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 import { SUB_STREAM_ONLINE, WEBHOOK_PATH, makeHandler, nanoTimestamp, notificationBody, signedRequest } from './helpers.js';
 
 describe('webhook handler: malformed requests', () => {
@@ -173,29 +172,55 @@ describe('webhook handler: journal and dedup', () => {
     assert.equal(journal.entries.length, 1);
   });
 
-  test('webhook handler skips the same event under another message id (type + condition + event id)', async () => {
+  test('webhook handler journals every new message id, even when its event repeats an earlier event id', async () => {
     const { handler, clock, journal, outcomes } = makeHandler();
+    // Three progress updates of one poll: one event id (the poll's), new message ids, new vote counts.
+    const poll = { ...SUB_STREAM_ONLINE, type: 'channel.poll.progress', condition: { broadcaster_user_id: '1337' } };
+    for (const [i, votes] of [10, 11, 12].entries()) {
+      const body = JSON.stringify({ subscription: poll, event: { id: 'poll-1', broadcaster_user_id: '1337', votes } });
+      assert.equal((await handler(signedRequest(clock, { body, messageId: `p-${i}` }))).status, 204);
+    }
+    // The same event under another subscription and message id (a duplicate subscription) is journaled too.
+    const twin = { ...SUB_STREAM_ONLINE, id: 'other-sub' };
     assert.equal((await handler(signedRequest(clock, { body: notificationBody('ev-1'), messageId: 'a' }))).status, 204);
-    // A duplicate subscription: other subscription id, condition keys in another order, same event.
-    const twin = { ...SUB_STREAM_ONLINE, id: 'other-sub', condition: { broadcaster_user_id: '1337' } };
     assert.equal((await handler(signedRequest(clock, { body: notificationBody('ev-1', twin), messageId: 'b' }))).status, 204);
-    assert.equal(journal.entries.length, 1);
-    assert.equal((await handler(signedRequest(clock, { body: notificationBody('ev-2'), messageId: 'c' }))).status, 204);
-    const otherCondition = { ...SUB_STREAM_ONLINE, condition: { broadcaster_user_id: '42' } };
-    assert.equal((await handler(signedRequest(clock, { body: notificationBody('ev-1', otherCondition), messageId: 'd' }))).status, 204);
-    assert.deepEqual(journal.entries.map((e) => e.message_id), ['a', 'c', 'd']);
-    assert.deepEqual(outcomes, ['notification', 'duplicate', 'notification', 'notification']);
+    assert.deepEqual(journal.entries.map((e) => e.message_id), ['p-0', 'p-1', 'p-2', 'a', 'b']);
+    assert.deepEqual(journal.entries.slice(0, 3).map((e) => (e.event as { votes: number }).votes), [10, 11, 12]);
+    assert.deepEqual(outcomes, ['notification', 'notification', 'notification', 'notification', 'notification']);
   });
 
-  test('webhook handler coalesces an in-flight event with its twin under another message id', async () => {
+  test('webhook handler shares one append between concurrent deliveries of one message id, not between ids', async () => {
     const { handler, clock, journal } = makeHandler();
     const release = journal.hold();
     const a = handler(signedRequest(clock, { body: notificationBody('ev-9'), messageId: 'x1' }));
     const b = handler(signedRequest(clock, { body: notificationBody('ev-9'), messageId: 'x2' }));
+    const c = handler(signedRequest(clock, { body: notificationBody('ev-9'), messageId: 'x1' }));
     await flushMicrotasks();
     release();
-    assert.deepEqual([(await a).status, (await b).status], [204, 204]);
-    assert.equal(journal.entries.length, 1);
+    assert.deepEqual([(await a).status, (await b).status, (await c).status], [204, 204, 204]);
+    assert.deepEqual(journal.entries.map((e) => e.message_id), ['x1', 'x2']);
+    assert.equal(journal.calls, 2);
+  });
+
+  test('webhook handler remembers a message accepted at the window\'s future edge until its replay fails the window', async () => {
+    const { handler, clock, journal } = makeHandler();
+    const future = nanoTimestamp(clock.now() + 10 * 60_000);
+    const req = () => signedRequest(clock, { body: notificationBody('ev-f'), messageId: 'edge', timestamp: future });
+    assert.equal((await handler(req())).status, 204);
+    // 20 minutes later the signed timestamp is exactly 10 minutes old: still inside the window.
+    await clock.advance(20 * 60_000);
+    assert.equal((await handler(req())).status, 204);
+    assert.equal(journal.entries.length, 1, 'the replay at the window\'s edge was journaled again');
+    await clock.advance(1);
+    assert.equal((await handler(req())).status, 403);
+  });
+
+  test('createWebhookHandler() refuses a dedup that forgets ids before the replay window closes', () => {
+    const clock = new FakeClock();
+    assert.throws(
+      () => makeHandler({ dedup: new Dedup({ clock, retentionMs: 20 * 60_000 }) }),
+      /Dedup retention must be at least 1200001 ms for a 600000 ms replay window: current value is 1200000/,
+    );
   });
 
   test('webhook handler forgets a message id after the dedup retention', async () => {
@@ -208,13 +233,13 @@ describe('webhook handler: journal and dedup', () => {
     assert.equal(journal.entries.length, 2);
   });
 
-  test('a Dedup rebuilt from journal records with dedupKeys() answers a redelivery as a duplicate', async () => {
+  test('a Dedup rebuilt from the journal records\' message ids answers a redelivery as a duplicate', async () => {
     const first = makeHandler();
     await first.handler(signedRequest(first.clock, { body: notificationBody('ev-7'), messageId: 'keep' }));
     const record = first.journal.entries[0]!;
     // A restart: a new handler whose Dedup is seeded from the journal at the records' own times.
     const dedup = new Dedup({ clock: first.clock });
-    for (const key of dedupKeys(record)) dedup.add(key, Date.parse(record.received_at));
+    dedup.add(record.message_id, Date.parse(record.received_at));
     await first.clock.advance(60_000);
     const second = makeHandler({ dedup, clock: first.clock });
     const redelivered = signedRequest(first.clock, { body: notificationBody('ev-7'), messageId: 'keep' });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalJson, dedupKeys, parseBody, parseRfc3339 } from '../../src/receiver/message.js';
+import { parseBody, parseRfc3339 } from '../../src/receiver/message.js';
 
 test('parseRfc3339() reads nanosecond timestamps, truncating to milliseconds', () => {
   assert.equal(parseRfc3339('2019-11-16T10:11:12.634234626Z'), Date.parse('2019-11-16T10:11:12.634Z'));
@@ -48,16 +48,3 @@ test('parseBody() keeps only id, type, version, condition and status of the subs
   });
 });
 
-test('canonicalJson() sorts keys at every level', () => {
-  assert.equal(canonicalJson({ b: '1', a: { d: [1, { z: 1, y: 2 }], c: null } }), '{"a":{"c":null,"d":[1,{"y":2,"z":1}]},"b":"1"}');
-});
-
-test('dedupKeys() gives the message id key, plus an event key when the event has an id', () => {
-  const subscription = { id: 's', type: 'stream.online', version: '1', condition: { b: '2', a: '1' } };
-  assert.deepEqual(dedupKeys({ message_id: 'm', subscription }), ['id:m']);
-  assert.deepEqual(dedupKeys({ message_id: 'm', subscription, event: { user_id: '1' } }), ['id:m']);
-  assert.deepEqual(dedupKeys({ message_id: 'm', subscription, event: { id: 'e1' } }), [
-    'id:m',
-    'ev:["stream.online","{\\"a\\":\\"1\\",\\"b\\":\\"2\\"}","e1"]',
-  ]);
-});

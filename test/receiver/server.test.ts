@@ -5,7 +5,7 @@ import { after, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startReceiver, type ReceiverLimits, type ReceiverServer } from '../../src/receiver/server.js';
 import type { ReceiverRequest } from '../../src/receiver/types.js';
-import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 import { CHALLENGE, WEBHOOK_PATH, makeHandler, notificationBody, signedRequest, verificationBody } from './helpers.js';
 
 const unhandled: unknown[] = [];
@@ -18,8 +18,13 @@ after(() => {
 
 type Fixture = ReturnType<typeof makeHandler> & { server: ReceiverServer; agent: Agent; calls: ReceiverRequest[] };
 
-async function start(t: { after(fn: () => unknown): void }, limits: ReceiverLimits = {}, clock?: FakeClock): Promise<Fixture> {
-  const fx = makeHandler();
+async function start(
+  t: { after(fn: () => unknown): void },
+  limits: ReceiverLimits = {},
+  clock?: FakeClock,
+  handlerDeps: Parameters<typeof makeHandler>[0] = {},
+): Promise<Fixture> {
+  const fx = makeHandler(handlerDeps);
   const calls: ReceiverRequest[] = [];
   const server = await startReceiver({
     host: '127.0.0.1',
@@ -59,8 +64,8 @@ function raw(port: number, data: string | Buffer, options: { keepOpen?: boolean 
   return { socket, closed, received: () => received };
 }
 
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2_000 && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
+async function until(cond: () => boolean, what: string, rounds = 2_000): Promise<void> {
+  for (let i = 0; i < rounds && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
   assert.ok(cond(), `timed out waiting for ${what}`);
 }
 
@@ -188,7 +193,7 @@ describe('receiver server: misbehaving clients', () => {
     const fx = await start(t);
     const req = signedRequest(fx.clock, { body: notificationBody() });
     const conn = raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 50).toString(), { keepOpen: true });
-    await until(() => fx.server.stats.inFlight === 1, 'the request to start');
+    await until(() => fx.server.stats.reading === 1, 'the request to start');
     conn.socket.destroy();
     await until(() => fx.server.stats.aborted === 1, 'the abort to be seen');
     assert.equal(fx.calls.length, 0);
@@ -205,6 +210,67 @@ describe('receiver server: misbehaving clients', () => {
     await until(() => fx.server.stats.aborted === 1, 'the abort to be counted');
     assert.equal(fx.calls.length, 0);
     assert.equal(fx.server.stats.inFlight, 0);
+  });
+
+  test('startReceiver() keeps answering notifications 204 and /healthz 200 while 1,024 slow uploads are held and renewed', async (t) => {
+    const healthz = async () => ({ status: 200, body: 'ok' });
+    const fx = await start(t, { bodyGraceMs: 2_000, minBodyBytesPerSecond: 1024 }, undefined, { routes: { '/healthz': healthz } });
+    const port = fx.server.address.port;
+    for (let round = 1; round <= 2; round++) {
+      // Each sends a signed request's head and one byte of its body, then nothing (and renews once cut off).
+      const slow = Array.from({ length: 1024 }, () => {
+        const req = signedRequest(fx.clock, { body: notificationBody() });
+        return raw(port, head(req, req.body.length) + req.body.subarray(0, 1).toString(), { keepOpen: true });
+      });
+      await until(() => fx.server.stats.reading >= 1024, `round ${round}: 1,024 slow uploads held`, 10_000);
+      const before = fx.journal.entries.length;
+      const answers = await Promise.all([
+        ...Array.from({ length: 20 }, () => post(fx, signedRequest(fx.clock, { body: notificationBody() })).then((r) => r.status)),
+        ...Array.from({ length: 5 }, () =>
+          request(`${fx.server.url}/healthz`, { dispatcher: fx.agent }).then(async (r) => (await r.body.text(), r.statusCode)),
+        ),
+      ]);
+      assert.deepEqual(answers, [...Array(20).fill(204), ...Array(5).fill(200)], `round ${round}`);
+      assert.equal(fx.journal.entries.length, before + 20);
+      const cut = await Promise.all(slow.map((c) => c.closed));
+      assert.ok(cut.every((text) => text.startsWith('HTTP/1.1 408 ')), `round ${round}: every slow upload was cut off with 408`);
+    }
+    assert.equal(fx.server.stats.tooSlow, 2048);
+    assert.equal(fx.server.stats.busy, 0);
+    assert.equal(fx.calls.filter((c) => c.path === WEBHOOK_PATH).length, 40, 'no slow upload reached the handler');
+  });
+
+  test('startReceiver() cuts off a body that falls behind the minimum rate, and takes one that keeps up past the grace', async (t) => {
+    const fx = await start(t, { bodyGraceMs: 300, minBodyBytesPerSecond: 100 });
+    const port = fx.server.address.port;
+    const stalled = signedRequest(fx.clock, { body: notificationBody(), messageId: 'stalled' });
+    const stalledConn = raw(port, head(stalled, stalled.body.length) + stalled.body.subarray(0, 1).toString(), { keepOpen: true });
+    // 100 bytes every 250 ms: each chunk buys a second at 100 B/s, so it never falls behind.
+    const steady = signedRequest(fx.clock, { body: notificationBody(), messageId: 'steady' });
+    const steadyConn = raw(port, head(steady, steady.body.length), { keepOpen: true });
+    for (let at = 0; at < steady.body.length; at += 100) {
+      steadyConn.socket.write(steady.body.subarray(at, at + 100));
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.match(await stalledConn.closed, /^HTTP\/1\.1 408 /);
+    await until(() => steadyConn.received().startsWith('HTTP/1.1 204 '), 'the steady upload\'s 204');
+    steadyConn.socket.destroy();
+    assert.deepEqual(fx.journal.entries.map((e) => e.message_id), ['steady']);
+    assert.equal(fx.server.stats.tooSlow, 1);
+  });
+
+  test('startReceiver() answers a client that half-closes right after its request', async (t) => {
+    const fx = await start(t);
+    const release = fx.journal.hold();
+    const req = signedRequest(fx.clock, { body: notificationBody(), messageId: 'half-close' });
+    // raw() ends its side of the connection (FIN) right after writing the request; the append is held
+    // until the server has seen that FIN.
+    const conn = raw(fx.server.address.port, Buffer.concat([Buffer.from(head(req, req.body.length)), req.body]));
+    await until(() => fx.journal.waiting === 1, 'the append');
+    await flushMicrotasks();
+    release();
+    assert.match(await conn.closed, /^HTTP\/1\.1 204 /);
+    assert.deepEqual(fx.journal.entries.map((e) => e.message_id), ['half-close']);
   });
 
   test('startReceiver() answers garbage with 400 and oversize headers with 431, and keeps serving', async (t) => {
@@ -261,6 +327,19 @@ describe('receiver server: closing', () => {
     await closing;
     assert.notEqual(await inFlight, 204);
     release();
+  });
+
+  test('ReceiverServer.close() cuts bodies still arriving at once instead of waiting for the deadline', async (t) => {
+    const clock = new FakeClock();
+    const fx = await start(t, { closeTimeoutMs: 5_000 }, clock);
+    const slow = Array.from({ length: 100 }, () => {
+      const req = signedRequest(fx.clock, { body: notificationBody() });
+      return raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 1).toString(), { keepOpen: true });
+    });
+    await until(() => fx.server.stats.reading === 100, '100 slow uploads');
+    await fx.server.close(); // the fake clock never reaches the deadline: only cutting them lets this resolve
+    await Promise.all(slow.map((c) => c.closed));
+    assert.equal(fx.journal.calls, 0);
   });
 
   test('startReceiver() reports an address in use as LISTEN_FAILED (exit 1, so systemd may retry)', async (t) => {

@@ -14,8 +14,8 @@
  *    expired, revoked or user token.
  *    Then: the rotation of a token a restart adopted from token.json costs one mint and no /validate (it
  *    looped on /validate for up to a second before). A process taking and releasing token.lock in
- *    a loop, killed KILLS times, never leaves an empty or partial lock; and what a kill can leave (a temporary
- *    file, or a whole lock naming the dead holder) delays the next token by no more than 5 s.
+ *    a loop, killed KILLS times, always leaves the lock free at once (a kernel lock dies with its holder); and
+ *    a token.lock naming a dead holder, pid 1 or nobody delays the next token by no more than 5 s.
  * 3. Sync: a daemon creating 300 declared subscriptions, each create held 60 ms by the emulator, is killed
  *    twice in the middle; the third run converges to exactly the declared set, and the creates of all runs add
  *    up to 300 (nothing was created twice).
@@ -26,7 +26,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
@@ -34,6 +34,7 @@ import { request } from 'undici';
 import { fingerprintOf } from '../../src/auth/token-policy.js';
 import { Journal } from '../../src/journal/journal.js';
 import { systemClock } from '../../src/lib/clock.js';
+import { tryLockFile } from '../../src/lib/file-lock.js';
 import { tempDir } from '../helpers/cli.js';
 import { mulberry32 } from '../helpers/prng.js';
 import { BROADCASTER, waitFor, type DesiredEntry } from '../daemon/harness.js';
@@ -300,23 +301,17 @@ test('token rotation after a kill -9 restart: a token adopted from token.json is
 });
 
 /**
- * What a kill -9 can leave while a process takes token.lock (src/auth/file-lock.ts writes the content to a
- * temporary file, then links it to token.lock): a temporary file, empty or whole, and no lock; or a whole lock
- * naming the dead holder. Neither may delay the next process's token (an empty lock once did, by 30 s).
+ * What a token.lock left behind can say: a dead holder's pid, a live unrelated process's pid (pid 1, a reused
+ * pid), nothing at all. The lock is the kernel's (src/lib/file-lock.ts), not the file's content: none of them
+ * may delay the next process's token (an empty lock once did, by 30 s; a live pid blocked start-up for good).
  */
-test('token lock crash: a restart after a kill -9 at any point of taking token.lock has a token within 5 s', async (t) => {
+test('token lock crash: a restart with token.lock left naming a dead, a live or no holder has a token within 5 s', async (t) => {
   const dead = spawnSync(process.execPath, ['-e', '']).pid;
-  const leftovers: Record<string, Record<string, string>> = {
-    'killed before the link': { 'token.lock.6f1d5f8e-0000-4000-8000-000000000001.tmp': '' },
-    'killed after the link': {
-      'token.lock': JSON.stringify({ pid: dead, time: new Date().toISOString(), nonce: 'n' }),
-      'token.lock.6f1d5f8e-0000-4000-8000-000000000002.tmp': JSON.stringify({ pid: dead, time: new Date().toISOString(), nonce: 'n' }),
-    },
-  };
-  for (const [moment, files] of Object.entries(leftovers)) {
+  const leftovers: Record<string, string> = { 'a dead holder': `${dead}\n`, 'pid 1': '1\n', 'nothing (empty)': '' };
+  for (const [moment, content] of Object.entries(leftovers)) {
     const { f, start } = await useCrashFixture(t, { subscriptions: TWO_SUBSCRIPTIONS });
     mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
-    for (const [name, content] of Object.entries(files)) writeFileSync(join(f.stateDir, name), content, { mode: 0o600 });
+    writeFileSync(join(f.stateDir, 'token.lock'), content, { mode: 0o600 });
     const started = Date.now();
     const d = await start();
     try {
@@ -329,21 +324,20 @@ test('token lock crash: a restart after a kill -9 at any point of taking token.l
   }
 });
 
-/** A process that takes and releases token.lock in a loop (the built file-lock module, so that it starts fast). */
+/** A process that takes and releases token.lock in a loop (the built lock module, so that it starts fast). */
 const LOCK_LOOP = `
-import { withFileLock } from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/auth/file-lock.js')).href)};
-const options = { path: process.argv[1], clock: { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) },
-  logger: { debug() {}, info() {}, warn() {}, error() {} }, pid: process.pid, isAlive: () => true, staleMs: 30000, pollMs: 5 };
+import { waitForLockFile } from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/lib/file-lock.js')).href)};
+const clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
 process.stdout.write('READY\\n');
-for (;;) await withFileLock(options, async () => {});
+for (;;) await (await waitForLockFile(process.argv[1], { clock, pollMs: 5, holder: process.pid + '\\n' })).release();
 `;
 
-test(`token lock crash: ${KILLS} kill -9 of a process taking and releasing token.lock in a loop (seed ${SEED}) never leave an empty or partial lock`, async (t) => {
+test(`token lock crash: ${KILLS} kill -9 of a process taking and releasing token.lock in a loop (seed ${SEED}) leave the lock free at once`, async (t) => {
   const dir = tempDir('eventsubd-lockkill-');
   t.after(() => dir.cleanup());
   const path = join(dir.path, 'token.lock');
   const rnd = mulberry32(SEED ^ 0x10c6);
-  const left = { none: 0, whole: 0 };
+  let namedDead = 0;
   for (let i = 0; i < KILLS; i++) {
     const child = spawn(process.execPath, ['--input-type=module', '-e', LOCK_LOOP, path], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -351,24 +345,13 @@ test(`token lock crash: ${KILLS} kill -9 of a process taking and releasing token
     await new Promise((resolve) => setTimeout(resolve, 5 + Math.floor(rnd() * 40)));
     child.kill('SIGKILL');
     await exited;
-    if (!existsSync(path)) {
-      left.none += 1;
-      continue;
-    }
-    const text = readFileSync(path, 'utf8');
-    const record = (() => {
-      try {
-        return JSON.parse(text) as { pid?: unknown; time?: unknown };
-      } catch {
-        return undefined;
-      }
-    })();
-    assert.ok(record && record.pid === child.pid && typeof record.time === 'string', `kill ${i + 1} left token.lock as ${JSON.stringify(text)}`);
-    left.whole += 1;
-    rmSync(path);
+    if (existsSync(path) && readFileSync(path, 'utf8') === `${child.pid}\n`) namedDead += 1;
+    const held = await tryLockFile(path);
+    assert.ok(held, `kill ${i + 1} left token.lock held by nobody alive, yet not free`);
+    await held.release();
   }
-  t.diagnostic(`${KILLS} kills: no lock left ${left.none}, a whole lock naming the dead holder ${left.whole}, an empty or partial lock 0`);
-  assert.ok(left.whole > 0, 'some kills landed while the lock was held');
+  t.diagnostic(`${KILLS} kills: the lock was free at once after each; the file named the dead holder after ${namedDead}`);
+  assert.ok(namedDead > 0, 'some kills landed after a holder had written its pid');
 });
 
 // ------------------------------------------------------------------------------------------------- 3. sync

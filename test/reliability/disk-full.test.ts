@@ -15,7 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import {
@@ -37,16 +37,25 @@ const KIB = 1024;
 /** Each event carries this, so that every record needs at least one new 4 KiB page of the tmpfs. */
 const PAD = 'x'.repeat(6 * KIB);
 
-/** A fixture whose state directory is a tmpfs of `sizeBytes`; daemons killed, tmpfs unmounted after the test. */
-async function diskFixture(t: TestContext, sizeBytes: number): Promise<{ f: Fixture; start: () => Promise<DaemonProcess> }> {
+/**
+ * A fixture whose state directory (or, with `journalOnly`, its journal directory) is a tmpfs of `sizeBytes`;
+ * daemons killed, tmpfs unmounted after the test.
+ */
+async function diskFixture(
+  t: TestContext,
+  sizeBytes: number,
+  options: { journalOnly?: boolean } = {},
+): Promise<{ f: Fixture; start: () => Promise<DaemonProcess> }> {
   const f = await startFixture({ subscriptions: [] });
+  const mountPoint = options.journalOnly ? join(f.stateDir, 'journal') : f.stateDir;
   const daemons: DaemonProcess[] = [];
   t.after(async () => {
     for (const d of daemons) await d.kill9();
-    unmount(f.stateDir);
+    unmount(mountPoint);
     await f.close();
   });
-  mountTmpfs(f.stateDir, sizeBytes);
+  mkdirSync(f.stateDir, { recursive: true, mode: 0o700 });
+  mountTmpfs(mountPoint, sizeBytes);
   return {
     f,
     start: async () => {
@@ -174,7 +183,11 @@ test('disk full: new notifications get 503 and are not journaled, /readyz and /s
 });
 
 test('read-only disk: new notifications get 503 and are not journaled, a retry of a stored one stays 2xx; after remount rw the retries are journaled once each', async (t) => {
-  const { f, start } = await diskFixture(t, 4 * 1024 * KIB);
+  // The journal's own file system goes read-only: the daemon holds its instance lock (daemon.pid) open for
+  // writing in the state directory, which `mount -o remount,ro` would refuse (the kernel's own remount after
+  // an I/O error does not ask).
+  const { f, start } = await diskFixture(t, 4 * 1024 * KIB, { journalOnly: true });
+  const journalDir = join(f.stateDir, 'journal');
   const ledger = new Ledger();
   const s = sender(f, ledger, 'ro');
   const first = await start();
@@ -185,9 +198,9 @@ test('read-only disk: new notifications get 503 and are not journaled, a retry o
 
   const daemon = await start();
   try {
-    remount(f.stateDir, 'ro');
+    remount(journalDir, 'ro');
   } catch (err) {
-    throw new Error(`The daemon, before its first append, keeps a file of its state directory open for writing: ${(err as Error).message}`);
+    throw new Error(`The daemon, before its first append, keeps a journal file open for writing: ${(err as Error).message}`);
   }
   const acknowledgedAtRo = ledger.acknowledged;
   const refused = Array.from({ length: 12 }, () => s.next());
@@ -211,7 +224,7 @@ test('read-only disk: new notifications get 503 and are not journaled, a retry o
   assertLoggedErrno(daemon, 'EROFS');
   t.diagnostic(`while read-only: ${figures(ledger, whileRo)}`);
 
-  remount(f.stateDir, 'rw');
+  remount(journalDir, 'rw');
   const wave = [...refused, ...Array.from({ length: 10 }, () => s.next())];
   assert.deepEqual(await Promise.all(wave.map((id) => s.send(id))), wave.map(() => 204));
   assert.deepEqual(ledger.other, []);

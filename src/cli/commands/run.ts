@@ -20,7 +20,6 @@ export async function runDaemon(ctx: CommandContext): Promise<number> {
     notifier: createNotifier(ctx.env.NOTIFY_SOCKET, logger),
     dispatcher: ctx.dispatcher,
     pid: ctx.process.pid,
-    isAlive: ctx.process.isAlive,
     watchdogUsec: watchdogPid === undefined || watchdogPid === ctx.process.pid ? Number(ctx.env.WATCHDOG_USEC) || undefined : undefined,
   });
   logger.info('eventsubd is ready', {
