@@ -65,6 +65,7 @@ const code = await runCli({
   stopped,
   process: {
     pid: process.pid,
+    uid: process.getuid?.(),
     onHangup(listener) {
       process.on('SIGHUP', listener);
       return () => process.off('SIGHUP', listener);

@@ -4,12 +4,13 @@
  * concurrent daemon and CLI processes from minting twice.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../lib/clock.js';
 import { StateDirError } from '../lib/errors.js';
 import { waitForLockFile, type HeldLock } from '../lib/file-lock.js';
+import { readFileNoFollow } from '../lib/state-dir.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { AppToken } from '../twitch/tokens.js';
 
@@ -87,10 +88,12 @@ export class TokenCache implements TokenStore {
   async read(): Promise<CachedToken | undefined> {
     let raw: string;
     try {
-      raw = await readFile(this.#file, 'utf8');
+      raw = await readFileNoFollow(this.#file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new StateDirError(`Cannot read the token cache ${this.#file}: ${(err as Error).message}`, { cause: err });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      const why = code === 'ELOOP' ? 'it is a symbolic link' : (err as Error).message;
+      throw new StateDirError(`Cannot read the token cache ${this.#file}: ${why}`, { cause: err });
     }
     let json: unknown;
     try {

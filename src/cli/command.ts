@@ -60,6 +60,8 @@ export interface CommandContext {
 /** The few process facts a long-running command needs; supplied by main.ts. */
 export interface ProcessControl {
   pid: number;
+  /** The process's uid; undefined where the platform has none. */
+  uid?: number | undefined;
   /** Registers a SIGHUP listener; returns a function that removes it. */
   onHangup(listener: () => void): () => void;
 }

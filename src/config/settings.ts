@@ -3,7 +3,7 @@
  * then frozen. A bad value is a ConfigError (exit 78) that names the setting and the rule it broke.
  * Secrets may come from `NAME_FILE=/path` or a systemd credential `$CREDENTIALS_DIRECTORY/<name in lower case>`.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
@@ -178,7 +178,7 @@ export interface LoadOptions {
  * @throws ConfigError naming the first setting that broke a rule.
  */
 export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config {
-  const readFile = options.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const readFile = options.readFile ?? readSecretFile;
   const merged: Record<string, string | undefined> = {};
   for (const key of Object.keys(Schema.shape)) merged[key] = blankToUndefined(raw[key]);
   for (const name of SECRET_SETTINGS) merged[name] = resolveSecret(name, raw, readFile);
@@ -264,7 +264,32 @@ function resolveSecret(name: string, raw: RawSettings, readFile: (path: string) 
     const code = (err as NodeJS.ErrnoException).code;
     // A credential file that is simply absent means "not configured"; an explicit *_FILE must exist.
     if (file === undefined && code === 'ENOENT') return undefined;
-    throw new ConfigError(`${name}_FILE: cannot read ${source}: ${code ?? 'error'}`, { setting: `${name}_FILE`, cause: err });
+    const why = code === 'EFTYPE' ? 'it is not a regular file' : (code ?? 'error');
+    if (file !== undefined) throw new ConfigError(`${name}_FILE: cannot read ${source}: ${why}`, { setting: `${name}_FILE`, cause: err });
+    throw new ConfigError(`${name}: cannot read the systemd credential ${source} (CREDENTIALS_DIRECTORY): ${why}`, {
+      setting: 'CREDENTIALS_DIRECTORY',
+      cause: err,
+    });
+  }
+}
+
+/** Largest secret file read, in bytes: a secret is short; a huge file is a mistake. */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+/**
+ * Reads a secret file: only a regular file (a FIFO or a device would block start-up, where no signal is
+ * handled yet; it is opened non-blocking and refused with code EFTYPE), at most MAX_SECRET_FILE_BYTES.
+ * Links are followed: Kubernetes mounts its secrets as links.
+ */
+function readSecretFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EFTYPE' });
+    if (st.size > MAX_SECRET_FILE_BYTES) throw Object.assign(new Error(`${path} is too large`), { code: 'EFBIG' });
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -5,7 +5,6 @@
  * background, and heal by themselves; the WebSocket stream is built on its first connection. So READY=1
  * waits for neither undici, ws nor a network call.
  */
-import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -17,7 +16,7 @@ import type { Forwarder } from '../delivery/forwarder.js';
 import type { EventStream } from '../delivery/stream.js';
 import { refuseUpgrade, requestUrl } from '../delivery/upgrade.js';
 import type { Clock } from '../lib/clock.js';
-import { AppError, StateDirError, toAppError } from '../lib/errors.js';
+import { AppError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { Dedup } from '../receiver/dedup.js';
 import { createWebhookHandler } from '../receiver/handler.js';
@@ -25,6 +24,7 @@ import { startReceiver, type ReceiverServer } from '../receiver/server.js';
 import type { ReceivedSubscription } from '../receiver/types.js';
 import { statusAction } from '../subscriptions/status.js';
 import type { HeldLock } from '../lib/file-lock.js';
+import { secureStateDir } from '../lib/state-dir.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import type { Notifier } from './notify.js';
 import { DaemonMetrics } from './observability.js';
@@ -44,6 +44,8 @@ export interface DaemonOptions {
   notifier: Notifier;
   dispatcher?: Dispatcher | undefined;
   pid: number;
+  /** This process's uid (state files must be its own); undefined where the platform has none. */
+  uid?: number | undefined;
   /** WATCHDOG_USEC from systemd, when set. */
   watchdogUsec?: number | undefined;
   /** Delay before the sync that follows a recoverable revocation. */
@@ -164,12 +166,10 @@ export class Daemon {
     await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config));
   }
 
-  /** The state directory (0700), the instance lock, then the journal (recovered). */
+  /** The state directory (checked: 0700, owned, no links), the instance lock, then the journal (recovered). */
   async #openState(): Promise<Journal> {
     const { config, clock, logger } = this.#o;
-    await mkdir(config.stateDir, { recursive: true, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-      throw new StateDirError(`Cannot create ${config.stateDir}: ${err.code ?? err.message}`, { cause: err });
-    });
+    await secureStateDir(config.stateDir, { uid: this.#o.uid, logger });
     this.#lock = await acquireInstanceLock(config.stateDir, this.#o);
     return (this.#journal = await Journal.open({
       dir: join(config.stateDir, 'journal'),

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { StateDirError } from '../lib/errors.js';
+import { readFileNoFollow } from '../lib/state-dir.js';
 
 /** The subset of node:fs/promises the cursor store uses; replaced in tests. */
 export interface CursorFs {
@@ -18,7 +19,7 @@ export interface CursorFs {
 }
 
 const nodeCursorFs: CursorFs = {
-  readFile: (path, encoding) => fsp.readFile(path, encoding),
+  readFile: (path) => readFileNoFollow(path),
   mkdir: (path, options) => fsp.mkdir(path, options),
   open: (path, flags, mode) => fsp.open(path, flags, mode),
   rename: (from, to) => fsp.rename(from, to),

@@ -5,7 +5,7 @@
 import { parseLine, peekSeq } from './format.js';
 import { scanLines } from './segment-io.js';
 import type { SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
+import { errMessage, JournalError, OPEN_READ, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
 
 /** Where a previous read stopped, so that the next one (by `follow`) continues without rescanning. */
 export interface ReadPosition {
@@ -76,7 +76,7 @@ export async function readRecords(
 
 async function openForRead(fs: JournalFs, path: string): Promise<JournalFileHandle | undefined> {
   try {
-    return await fs.open(path, 'r');
+    return await fs.open(path, OPEN_READ);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw unreadable(path, errMessage(err), err);

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/logger.js';
 import { parseLine, parseSegmentName, receivedAtMs } from './format.js';
 import { readLastLine, scanSegment, syncDir } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, type JournalFs } from './types.js';
+import { errMessage, JournalError, OPEN_READ, OPEN_WRITE, type JournalFs } from './types.js';
 
 export interface RecoverOptions {
   fs: JournalFs;
@@ -96,7 +96,7 @@ async function recoverLast(path: string, firstSeq: number, options: RecoverOptio
 
 async function openOrThrow(options: RecoverOptions, path: string): ReturnType<JournalFs['open']> {
   try {
-    return await options.fs.open(path, options.readOnly ? 'r' : 'r+');
+    return await options.fs.open(path, options.readOnly ? OPEN_READ : OPEN_WRITE);
   } catch (err) {
     throw new JournalError(`Cannot open journal segment ${path}: ${errMessage(err)}`, { cause: err, path });
   }
@@ -150,7 +150,7 @@ async function rescan(
 ): Promise<Segment | undefined> {
   let handle;
   try {
-    handle = await options.fs.open(path, 'r');
+    handle = await options.fs.open(path, OPEN_READ);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // removed by retention meanwhile
     throw new JournalError(`Cannot open journal segment ${path}: ${errMessage(err)}`, { cause: err, path });

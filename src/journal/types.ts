@@ -2,10 +2,18 @@
  * The journal's public types (SPEC "The journal"), its error, and the file-system seam that tests use to
  * inject faults (a failing write or fdatasync, a directory that refuses new segments).
  */
+import { constants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { Clock } from '../lib/clock.js';
 import { AppError, type AppErrorOptions } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { NOFOLLOW } from '../lib/state-dir.js';
+
+/** Opening a segment never follows a symbolic link (ELOOP): the state directory is not trusted that far. */
+export const OPEN_READ = constants.O_RDONLY | NOFOLLOW;
+export const OPEN_WRITE = constants.O_RDWR | NOFOLLOW;
+/** Create or truncate, write only, no symbolic link: the write probe. */
+export const OPEN_REPLACE = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | NOFOLLOW;
 
 /** What the receiver appends: one accepted notification or revocation. */
 export interface JournalEntry {
@@ -38,7 +46,8 @@ export interface JournalFileHandle {
 
 /** The subset of `node:fs/promises` the journal uses; replaced in tests to inject faults. */
 export interface JournalFs {
-  open(path: string, flags: string, mode?: number): Promise<JournalFileHandle>;
+  /** `flags` as node:fs takes them; the journal passes `OPEN_READ`/`OPEN_WRITE` (no symlinks) or 'wx'. */
+  open(path: string, flags: string | number, mode?: number): Promise<JournalFileHandle>;
   readdir(path: string): Promise<string[]>;
   mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
   unlink(path: string): Promise<void>;

@@ -19,7 +19,7 @@ import { formatLine, receivedAtMs, segmentName, serializeEntry, toRecord } from 
 import type { LatencyHistogram } from './latency-histogram.js';
 import { syncDir } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, type JournalEntry, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
+import { errMessage, JournalError, OPEN_REPLACE, OPEN_WRITE, type JournalEntry, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
 
 interface Pending {
   entry: JournalEntry;
@@ -268,7 +268,7 @@ export class SegmentWriter {
     const path = join(this.#o.dir, PROBE_FILE);
     let handle: JournalFileHandle | undefined;
     try {
-      handle = await this.#o.fs.open(path, 'w', 0o600);
+      handle = await this.#o.fs.open(path, OPEN_REPLACE, 0o600);
       await writeAll(handle, Buffer.alloc(PROBE_BYTES), 0);
       await handle.datasync();
       return true;
@@ -293,14 +293,14 @@ export class SegmentWriter {
       if (seg && this.#dirty) await this.#repair(seg);
       if (!seg || (seg.size > 0 && seg.size >= this.#o.segmentMaxBytes)) seg = await this.#roll();
     }
-    this.#handle ??= await this.#o.fs.open(seg.path, 'r+');
+    this.#handle ??= await this.#o.fs.open(seg.path, OPEN_WRITE);
     return seg;
   }
 
   /** Truncates the active segment back to its committed size. On failure, closes the file to reopen it later. */
   async #repair(seg: Segment): Promise<void> {
     try {
-      this.#handle ??= await this.#o.fs.open(seg.path, 'r+');
+      this.#handle ??= await this.#o.fs.open(seg.path, OPEN_WRITE);
       await this.#handle.truncate(seg.size);
       await this.#handle.datasync();
       this.#dirty = false;
@@ -326,7 +326,7 @@ export class SegmentWriter {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       // Left by an earlier failed roll of this process: it holds nothing committed.
-      handle = await fs.open(path, 'r+');
+      handle = await fs.open(path, OPEN_WRITE);
       await handle.truncate(0).catch(async (e: unknown) => {
         await handle.close().catch(() => undefined);
         throw e;

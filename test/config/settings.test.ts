@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadConfig, parseListen, requireWebhook, SETTING_NAMES } from '../../src/config/settings.js';
@@ -89,6 +91,26 @@ describe('loadConfig()', () => {
     assert.equal(c.accessToken, undefined, 'an absent credential is simply unset');
     const err = configError(() => loadConfig({ TWITCH_CLIENT_SECRET_FILE: '/missing' }, { readFile }));
     assert.match(err.message, /^TWITCH_CLIENT_SECRET_FILE: cannot read \/missing: ENOENT$/);
+  });
+
+  test('reports an unreadable systemd credential under CREDENTIALS_DIRECTORY, not under NAME_FILE', () => {
+    const readFile = () => {
+      throw Object.assign(new Error('denied'), { code: 'EACCES' });
+    };
+    const err = configError(() => loadConfig({ CREDENTIALS_DIRECTORY: '/creds' }, { readFile }));
+    assert.equal(err.message, 'TWITCH_CLIENT_SECRET: cannot read the systemd credential /creds/twitch_client_secret (CREDENTIALS_DIRECTORY): EACCES');
+    assert.equal((err as { setting?: string }).setting, 'CREDENTIALS_DIRECTORY');
+  });
+
+  test('refuses a secret file that is a FIFO at once (it would block start-up), and follows a link to a regular file', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'eventsubd-secret-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    const err = configError(() => loadConfig({ EVENTSUB_SECRET_FILE: join(dir, 'fifo') }));
+    assert.equal(err.message, `EVENTSUB_SECRET_FILE: cannot read ${join(dir, 'fifo')}: it is not a regular file`);
+    writeFileSync(join(dir, 'real'), 'a-linked-secret-0123\n');
+    symlinkSync(join(dir, 'real'), join(dir, 'link'));
+    assert.deepEqual(loadConfig({ EVENTSUB_SECRET_FILE: join(dir, 'link') }).eventsubSecrets, ['a-linked-secret-0123']);
   });
 
   test('strips an oauth: or Bearer prefix from a supplied token', () => {

@@ -97,23 +97,26 @@ export async function startInProcessDaemon(t: TestContext, env: Record<string, s
     EVENTSUBD_STATE_DIR: stateDir,
     ...env,
   });
-  const daemon = await Daemon.start({
+  let daemon: Daemon | undefined;
+  t.after(async () => {
+    await daemon?.close();
+    await agent.close();
+    await emulator.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+  daemon = await Daemon.start({
     config: config as typeof config & { clientId: string },
     clock,
     logger: logs.logger,
     notifier,
     dispatcher: agent,
     pid: process.pid,
+    uid: process.getuid?.(),
   });
-  t.after(async () => {
-    await daemon.close();
-    await agent.close();
-    await emulator.close();
-    rmSync(stateDir, { recursive: true, force: true });
-  });
+  const url = daemon.url;
   const deliver = async (body: string, options: { messageId?: string; type?: string } = {}): Promise<number> => {
     const signed = signedRequest(clock, { body, secret: SECRET, messageId: options.messageId ?? `in-process-${++counter}`, type: options.type });
-    const res = await request(daemon.url + WEBHOOK_PATH, {
+    const res = await request(url + WEBHOOK_PATH, {
       method: 'POST',
       dispatcher: agent,
       headers: signed.headers as Record<string, string>,

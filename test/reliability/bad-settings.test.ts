@@ -3,7 +3,8 @@
  * and exit 78 for `config check`, `subscriptions sync` and `run`, and not one request may reach the emulator.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.js';
@@ -15,6 +16,11 @@ interface Case {
   /** Contents of the subscriptions file. */
   file?: string | Buffer;
   ext?: string;
+  /**
+   * Makes the case hostile before its runs: `state` is its EVENTSUBD_STATE_DIR, `scratch` a directory beside
+   * it. Returns settings to add, and a check made after the runs (a failure line, or undefined).
+   */
+  prepare?: (state: string, scratch: string) => { env?: Record<string, string>; check?: () => string | undefined };
 }
 
 const entry = (i: number): string => `  - type: stream.online\n    version: "1"\n    condition: { broadcaster_user_id: "${i}" }\n`;
@@ -51,9 +57,14 @@ async function runCases(cases: readonly Case[], commands: readonly string[][], t
   try {
     const client = emulator.clients[0]!;
     const jobs: Array<() => Promise<string | undefined>> = [];
+    const checks: Array<() => string | undefined> = [];
     cases.forEach((c, i) => {
       const file = join(dir.path, `subs-${i}.yaml`);
       writeFileSync(file, c.file ?? 'subscriptions:\n' + entry(1));
+      const scratch = join(dir.path, `scratch-${i}`);
+      mkdirSync(scratch);
+      const hostile = c.prepare?.(join(dir.path, `state-${i}`), scratch) ?? {};
+      if (hostile.check) checks.push(hostile.check);
       const env = {
         TWITCH_CLIENT_ID: client.clientId,
         TWITCH_CLIENT_SECRET: client.clientSecret,
@@ -65,6 +76,7 @@ async function runCases(cases: readonly Case[], commands: readonly string[][], t
         EVENTSUBD_STATE_DIR: join(dir.path, `state-${i}`),
         EVENTSUBD_SUBSCRIPTIONS: file,
         ...c.env,
+        ...hostile.env,
       };
       for (const args of commands) {
         jobs.push(async () => {
@@ -85,6 +97,10 @@ async function runCases(cases: readonly Case[], commands: readonly string[][], t
         }
       }),
     );
+    for (const check of checks) {
+      const f = check();
+      if (f) failures.push(f);
+    }
     return { failures, runs: jobs.length, requests: emulator.stats.requests.length };
   } finally {
     await emulator.close();
@@ -114,3 +130,40 @@ test(
     assert.equal(c.requests, 0, 'no request reached the emulator');
   },
 );
+
+/** Issue #10.4 and #10.7: a state directory or a secret file that cannot be trusted stops `run` at start. */
+const HOSTILE_STATE: Case[] = [
+  {
+    name: 'a journal segment that is a symbolic link',
+    prepare: (state, scratch) => {
+      mkdirSync(join(state, 'journal'), { recursive: true, mode: 0o700 });
+      const victim = join(scratch, 'victim.txt');
+      writeFileSync(victim, 'keep me\n');
+      symlinkSync(victim, join(state, 'journal', '00000000000000000001.jsonl'));
+      return { check: () => (readFileSync(victim, 'utf8') === 'keep me\n' ? undefined : 'the symlink\'s target was changed') };
+    },
+  },
+  {
+    name: 'token.json that is a FIFO',
+    prepare: (state) => {
+      mkdirSync(state, { recursive: true, mode: 0o700 });
+      execFileSync('mkfifo', [join(state, 'token.json')]);
+      return {};
+    },
+  },
+  { name: 'EVENTSUBD_STATE_DIR that is a file', prepare: (state) => (writeFileSync(state, 'not a directory'), {}) },
+  {
+    name: 'EVENTSUB_SECRET_FILE that is a FIFO',
+    prepare: (_state, scratch) => {
+      execFileSync('mkfifo', [join(scratch, 'secret')]);
+      return { env: { EVENTSUB_SECRET: '', EVENTSUB_SECRET_FILE: join(scratch, 'secret') } };
+    },
+  },
+];
+
+test(`hostile state: ${HOSTILE_STATE.length} untrustworthy state directories and secret files stop run with one stderr line and exit 78, and nothing is written through a link`, async (t) => {
+  const c = await runCases(HOSTILE_STATE, [['run']], 8_000);
+  for (const f of c.failures) t.diagnostic(f);
+  assert.deepEqual(c.failures, []);
+  assert.equal(c.requests, 0, 'no request reached the emulator');
+});

@@ -259,3 +259,31 @@ test('disk full: /readyz turns 200 again once space returns, without waiting for
   }
   assert.equal(await s.send(s.next()), 204);
 });
+
+for (const journalBefore of [false, true]) {
+  test(`disk full at start (${journalBefore ? 'a journal from an earlier run' : 'a new state directory'}): the daemon starts unready, answers 503, and recovers by itself once space returns`, async (t) => {
+    const { f, start } = await diskFixture(t, 1024 * KIB);
+    const ledger = new Ledger();
+    const s = sender(f, ledger, 'start-full');
+    if (journalBefore) {
+      const first = await start();
+      assert.equal(await s.send(s.next()), 204);
+      assert.equal(await first.stop('SIGTERM'), 0);
+    }
+    const filler = join(f.stateDir, 'filler.bin');
+    fill(filler);
+    const daemon = await start();
+    const head = journalBefore ? 1 : 0;
+    const refused = s.next();
+    assert.equal(await s.send(refused), 503, 'a notification while the disk is full');
+    assert.deepEqual(ledger.other, []);
+    await assertFailingShown(f, daemon, head);
+
+    rmSync(filler);
+    await waitFor('/readyz 200 with no delivery', async () => (await httpGet(f, '/readyz')).status === 200, { timeoutMs: 6_000, intervalMs: 100 });
+    assert.equal(await s.send(refused), 204, 'Twitch\'s retry of the refused notification');
+    const after = checkJournal(readJournal(f.stateDir), ledger.ackedIds);
+    assertJournalExact(after, ledger, 'after space returned');
+    assert.equal(await daemon.stop('SIGTERM'), 0);
+  });
+}

@@ -20,6 +20,7 @@ export async function runDaemon(ctx: CommandContext): Promise<number> {
     notifier: createNotifier(ctx.env.NOTIFY_SOCKET, logger),
     dispatcher: ctx.dispatcher,
     pid: ctx.process.pid,
+    uid: ctx.process.uid,
     watchdogUsec: watchdogPid === undefined || watchdogPid === ctx.process.pid ? Number(ctx.env.WATCHDOG_USEC) || undefined : undefined,
   });
   logger.info('eventsubd is ready', {
