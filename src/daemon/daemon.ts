@@ -34,7 +34,7 @@ import type { TwitchStack } from './twitch-stack.js';
 
 /** `/status` of an enabled stream that no client has used yet (the stream itself is built on first use). */
 const UNUSED_STREAM = {
-  stats: () => ({ clients: 0, sent: 0, tooSlow: 0, unresponsive: 0, refused: 0, peakBufferedBytes: 0 }),
+  stats: () => ({ clients: 0, paused: 0, sent: 0, tooSlow: 0, unresponsive: 0, refused: 0, peakBufferedBytes: 0 }),
 };
 
 export interface DaemonOptions {

@@ -41,6 +41,9 @@ export class DaemonMetrics {
     this.registry.gauge('eventsubd_forward_delivered_total', 'Records delivered with a 2xx since start', (g) => forward(g, (s) => s.delivered));
     this.registry.gauge('eventsubd_journal_head_seq', 'Last journal sequence number on disk', (g) => g.set(journal.head));
     this.registry.gauge('eventsubd_journal_appends_total', 'Journal appends since start', (g) => g.set(journal.stats().appends));
+    this.registry.gauge('eventsubd_journal_corrupt_records_total', 'Corrupt journal records (kept, set aside, skipped by readers) and runs of missing seqs found since start', (g) =>
+      g.set(journal.stats().corrupt),
+    );
     this.registry.gauge('eventsubd_journal_fsyncs_total', 'Journal fsyncs since start (group commit: fewer than appends)', (g) =>
       g.set(journal.stats().fsyncs),
     );

@@ -80,7 +80,7 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
           error: last.error ?? null,
         }
       : { managed: s.managed, result: null },
-    journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs },
+    journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs, corrupt: j.corrupt },
     delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, reading: r.reading, requests: r.requests, too_slow: r.tooSlow } : null,
     started_at: iso(s.daemon.startedAt),

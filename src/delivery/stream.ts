@@ -54,6 +54,8 @@ export interface EventStreamOptions {
 
 export interface EventStreamStats {
   clients: number;
+  /** Clients whose journal reading is paused until they read what was sent (their buffer is over the limit). */
+  paused: number;
   /** Frames sent, all clients together. */
   sent: number;
   /** Clients closed with 4008. */
@@ -114,7 +116,9 @@ export class EventStream {
 
   /** Counters for /status and /metrics. */
   stats(): EventStreamStats {
-    return { clients: this.#clients.size, ...this.#stats };
+    let paused = 0;
+    for (const c of this.#clients) if (c.onDrained) paused += 1;
+    return { clients: this.#clients.size, paused, ...this.#stats };
   }
 
   /** Closes every client with 1001, terminates those that do not answer within `closeGraceMs`; later upgrades get 503. Idempotent. */

@@ -1,7 +1,20 @@
 /**
  * The journal's on-disk format, pure: segment file names and JSON lines with `seq` first.
+ *
+ * Format 2 (the `VERSION` file in the journal directory says `2`): every line is the record's JSON with a
+ * checksum as its last field, `{"seq":42,...,"crc32":"1a2b3c4d"}`, the CRC-32 of the record's JSON without
+ * that field (`{"seq":42,...}`, UTF-8). A line whose checksum does not match is corrupt, whatever else it
+ * looks like. Format 1 (no `VERSION` file, journals written before it existed) has no checksum; a journal
+ * opened for writing is migrated to format 2 (see migrate.ts).
  */
+import { crc32 } from 'node:zlib';
 import type { JournalEntry, JournalRecord } from './types.js';
+
+/** The format this code writes. */
+export const FORMAT_VERSION = 2;
+const CRC_FIELD = ',"crc32":"';
+/** `,"crc32":"` + 8 hex digits + `"}` */
+const CRC_SUFFIX_LENGTH = CRC_FIELD.length + 10;
 
 /** Segment names are the first seq, zero-padded to 20 digits so that they sort: `00000000000000000001.jsonl`. */
 export function segmentName(firstSeq: number): string {
@@ -30,9 +43,41 @@ export function serializeEntry(entry: JournalEntry): string {
   return body;
 }
 
-/** One line, newline included: `{"seq":42,` + the rest of the serialised entry. */
+/** One line, newline included: `{"seq":42,` + the rest of the serialised entry + its checksum field. */
 export function formatLine(seq: number, body: string): string {
-  return `{"seq":${seq},${body.slice(1)}\n`;
+  return checksummed(`{"seq":${seq},${body.slice(1)}`);
+}
+
+/** A record's JSON (an object, `seq` first) as a format-2 line, newline included. */
+export function checksummed(recordJson: string): string {
+  return `${recordJson.slice(0, -1)}${CRC_FIELD}${crcHex(recordJson)}"}\n`;
+}
+
+function crcHex(text: string): string {
+  return crc32(text).toString(16).padStart(8, '0');
+}
+
+/**
+ * The record JSON a format-2 line carries (without its checksum field and newline), or undefined when the
+ * line has no checksum field or it does not match.
+ */
+export function verifiedJson(line: string): string | undefined {
+  const end = line.length;
+  if (end <= CRC_SUFFIX_LENGTH || !line.endsWith('"}') || !line.startsWith(CRC_FIELD, end - CRC_SUFFIX_LENGTH)) return undefined;
+  const hex = line.slice(end - 10, end - 2);
+  const json = `${line.slice(0, end - CRC_SUFFIX_LENGTH)}}`;
+  return /^[0-9a-f]{8}$/.test(hex) && crcHex(json) === hex ? json : undefined;
+}
+
+/**
+ * A line read back (no newline) as a record, or undefined when it is corrupt: a format-2 line must carry a
+ * matching checksum; with `legacy` (a format-1 journal) a line without one is taken if it is a JSON object
+ * with a valid `seq`.
+ */
+export function decodeLine(line: string, legacy: boolean): JournalRecord | undefined {
+  const json = verifiedJson(line);
+  if (json !== undefined) return parseLine(json);
+  return legacy ? parseLine(line) : undefined;
 }
 
 /** The record an entry becomes, `seq` first (as on disk). */
@@ -53,7 +98,10 @@ export function peekSeq(line: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** A full line parsed into a record, or undefined when it is not valid JSON or its `seq` is not `expectedSeq`. */
+/**
+ * A record's JSON parsed, or undefined when it is not a JSON object with a positive integer `seq` (or its
+ * `seq` is not `expectedSeq`). It does not check a checksum: see `decodeLine`.
+ */
 export function parseLine(line: string, expectedSeq?: number): JournalRecord | undefined {
   let value: unknown;
   try {

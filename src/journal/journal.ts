@@ -11,6 +11,7 @@ import { AbortedError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { receivedAtMs } from './format.js';
 import { LatencyHistogram } from './latency-histogram.js';
+import { Quarantine } from './quarantine.js';
 import { readRecords, type ReadPosition } from './reader.js';
 import { recoverSegments, refreshSegments, type RecoverOptions } from './recovery.js';
 import { SegmentSet } from './segment-set.js';
@@ -28,9 +29,12 @@ import { PIPELINE_DEPTH, SegmentWriter } from './writer.js';
 
 const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
+/** A follower (forwarder, stream client) holds at most one batch: this many records, or about this many bytes. */
 const FOLLOW_BATCH = 256;
-/** `recent()` reads in larger chunks: it runs once, at start-up, and each chunk costs an open, a read and a close. */
+const FOLLOW_BATCH_BYTES = 256 * 1024;
+/** `range()` reads in larger chunks: it runs at start-up (dedup) and for `events tail`; each chunk costs an open, a read and a close. */
 const RECENT_BATCH = 4096;
+const RECENT_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** The journal. Build it with `Journal.open()`; close it with `close()`. */
 export class Journal {
@@ -40,12 +44,14 @@ export class Journal {
   readonly #set: SegmentSet;
   readonly #writer: SegmentWriter | undefined;
   readonly #histogram: LatencyHistogram;
+  readonly #quarantine: Quarantine;
   readonly #waiters = new Set<() => void>();
   #refreshing: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
-  private constructor(options: JournalOptions, fs: JournalFs, set: SegmentSet) {
+  private constructor(options: JournalOptions, fs: JournalFs, set: SegmentSet, quarantine: Quarantine) {
     this.#options = options;
+    this.#quarantine = quarantine;
     this.#fs = fs;
     this.#logger = options.logger ?? silentLogger;
     this.#set = set;
@@ -77,14 +83,16 @@ export class Journal {
   static async open(options: JournalOptions): Promise<Journal> {
     const fs: JournalFs = { ...nodeJournalFs, ...options.fs };
     const set = new SegmentSet();
-    await recoverSegments(set, Journal.#recoverOptions(options, fs));
-    const journal = new Journal(options, fs, set);
+    const logger = options.logger ?? silentLogger;
+    const quarantine = new Quarantine({ fs, dir: options.dir, logger, readOnly: options.readOnly ?? false });
+    await recoverSegments(set, Journal.#recoverOptions(options, fs, quarantine));
+    const journal = new Journal(options, fs, set, quarantine);
     if (!options.readOnly) await journal.#pruneQuietly();
     return journal;
   }
 
-  static #recoverOptions(options: JournalOptions, fs: JournalFs): RecoverOptions {
-    return { fs, dir: options.dir, logger: options.logger ?? silentLogger, readOnly: options.readOnly ?? false };
+  static #recoverOptions(options: JournalOptions, fs: JournalFs, quarantine: Quarantine): RecoverOptions {
+    return { fs, dir: options.dir, logger: options.logger ?? silentLogger, readOnly: options.readOnly ?? false, onCorrupt: quarantine.report };
   }
 
   /** The last seq on disk; 0 when nothing was ever written. */
@@ -122,7 +130,7 @@ export class Journal {
    */
   async read(since: number, limit = DEFAULT_READ_LIMIT): Promise<JournalRecord[]> {
     if (this.#options.readOnly) await this.#refresh();
-    const { records } = await readRecords(this.#fs, this.#set, { since, limit });
+    const { records } = await readRecords(this.#fs, this.#set, { since, limit, onCorrupt: this.#quarantine.report });
     return records;
   }
 
@@ -135,16 +143,37 @@ export class Journal {
     let after = since;
     let position: ReadPosition | undefined;
     while (!signal.aborted) {
-      const chunk = await readRecords(this.#fs, this.#set, { since: after, limit: FOLLOW_BATCH, position });
+      const chunk = await this.#readChunk(after, position, FOLLOW_BATCH, FOLLOW_BATCH_BYTES);
       position = chunk.position;
       for (const record of chunk.records) {
         yield record;
-        after = record.seq;
         if (signal.aborted) return;
       }
-      if (chunk.records.length > 0) continue;
+      const moved = chunk.after > after;
+      after = chunk.after;
+      if (moved) continue;
       if (this.#closing) return;
       await this.#waitBeyond(after, signal);
+    }
+  }
+
+  /**
+   * The records with seq > `since` and ≤ `until` (default: the head now), in order, read in chunks bounded in
+   * count and bytes; corrupt records are skipped (and reported).
+   */
+  async *range(since: number, until = this.head): AsyncIterable<JournalRecord> {
+    if (this.#options.readOnly) await this.#refresh();
+    let after = since;
+    let position: ReadPosition | undefined;
+    while (after < until) {
+      const chunk = await this.#readChunk(after, position, RECENT_BATCH, RECENT_BATCH_BYTES);
+      if (chunk.after <= after) return;
+      position = chunk.position;
+      for (const record of chunk.records) {
+        if (record.seq > until) return;
+        yield record;
+      }
+      after = chunk.after;
     }
   }
 
@@ -152,18 +181,8 @@ export class Journal {
   async *recent(sinceReceivedAtMs: number): AsyncIterable<JournalRecord> {
     const start = this.#set.list.find((s) => !(s.lastReceivedAtMs < sinceReceivedAtMs));
     if (!start) return;
-    const until = this.#set.head;
-    let after = start.firstSeq - 1;
-    let position: ReadPosition | undefined;
-    while (after < until) {
-      const chunk = await readRecords(this.#fs, this.#set, { since: after, limit: RECENT_BATCH, position });
-      if (chunk.records.length === 0) return;
-      position = chunk.position;
-      for (const record of chunk.records) {
-        after = record.seq;
-        if (after > until) return;
-        if (receivedAtMs(record) >= sinceReceivedAtMs) yield record;
-      }
+    for await (const record of this.range(start.firstSeq - 1)) {
+      if (receivedAtMs(record) >= sinceReceivedAtMs) yield record;
     }
   }
 
@@ -195,6 +214,7 @@ export class Journal {
       segments: this.#set.list.length,
       head: this.head,
       firstSeq: this.firstSeq,
+      corrupt: this.#quarantine.count,
     };
   }
 
@@ -202,9 +222,15 @@ export class Journal {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.#writer?.close();
+      await this.#quarantine.flush();
       this.#wake();
     })();
     return this.#closing;
+  }
+
+  /** One read of at most `limit` records and about `maxBytes` bytes after `since`, corruption reported. */
+  #readChunk(since: number, position: ReadPosition | undefined, limit: number, maxBytes: number): ReturnType<typeof readRecords> {
+    return readRecords(this.#fs, this.#set, { since, limit, maxBytes, position, onCorrupt: this.#quarantine.report });
   }
 
   async #pruneQuietly(): Promise<void> {
@@ -244,7 +270,7 @@ export class Journal {
 
   /** Read-only mode: one look at the files at a time, shared by concurrent readers. */
   #refresh(): Promise<void> {
-    this.#refreshing ??= refreshSegments(this.#set, Journal.#recoverOptions(this.#options, this.#fs)).finally(() => {
+    this.#refreshing ??= refreshSegments(this.#set, Journal.#recoverOptions(this.#options, this.#fs, this.#quarantine)).finally(() => {
       this.#refreshing = undefined;
     });
     return this.#refreshing;

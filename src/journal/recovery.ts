@@ -1,22 +1,27 @@
 /**
- * Opening the journal directory: list the segments, check that they chain (each sealed segment ends with
- * the seq before the next one's name), scan the last segment line by line to find the head, and drop a torn
- * last line (no trailing newline, or not JSON) left by a crash. Nothing acknowledged can be in a torn line:
- * an append resolves only after the fdatasync that covers its whole line.
+ * Opening the journal directory: migrate a format-1 journal to format 2 (migrate.ts), list the segments,
+ * check that they chain (each sealed segment ends with the seq before the next one's name), scan the last
+ * segment line by line to find the head, and drop a torn tail left by a crash (segment-io.ts says what is
+ * torn). Nothing acknowledged can be in a torn tail: an append resolves only after the fdatasync that covers
+ * its whole line. Corruption (a complete line that fails its check, seqs missing between segments) is not
+ * dropped: it is reported through `onCorrupt` and the journal keeps going, its seqs never reused.
  */
 import { dirname, join } from 'node:path';
 import type { Logger } from '../lib/logger.js';
-import { parseLine, parseSegmentName, receivedAtMs } from './format.js';
+import { decodeLine, parseSegmentName, receivedAtMs } from './format.js';
+import { migrateToFormat2, readFormat } from './migrate.js';
 import { readLastLine, scanSegment, syncDir } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, OPEN_READ, OPEN_WRITE, type JournalFs } from './types.js';
+import { errMessage, JournalError, OPEN_READ, OPEN_WRITE, type CorruptSpan, type JournalFs } from './types.js';
 
 export interface RecoverOptions {
   fs: JournalFs;
   dir: string;
   logger: Logger;
-  /** Read-only: never create, truncate or delete; a torn tail is only skipped. */
+  /** Read-only: never create, truncate, migrate or delete; a torn tail is only skipped. */
   readOnly: boolean;
+  /** Told of every corruption found (it is kept, not dropped). */
+  onCorrupt: (span: CorruptSpan) => void;
 }
 
 /** Fills `set` from the files in `dir`. @throws JournalError (JOURNAL_UNWRITABLE) when unusable or corrupt. */
@@ -31,10 +36,23 @@ export async function recoverSegments(set: SegmentSet, options: RecoverOptions):
     throw new JournalError(`Cannot open the journal directory ${dir}: ${errMessage(err)}`, { cause: err, path: dir });
   }
   const files = segmentFiles(dir, names);
+  let format = await readFormat(fs, dir);
+  if (format === 1 && !readOnly) {
+    try {
+      await migrateToFormat2(fs, dir, files.map((f) => f.path), options.logger);
+      format = 2;
+    } catch (err) {
+      // A full disk, say: keep going in format 1 (readers still check every checksum a line has); the next
+      // start migrates, and a line already migrated is kept as it is.
+      options.logger.warn('Cannot migrate the journal to format 2 now: read as format 1 until a later start', { dir, err });
+    }
+  }
+  set.legacy = format === 1;
   for (let i = 0; i < files.length; i++) {
     const { firstSeq, path } = files[i]!;
     const next = files[i + 1]?.firstSeq;
-    const seg = next === undefined ? await recoverLast(path, firstSeq, options) : await inspectSealed(path, firstSeq, next, options);
+    const seg =
+      next === undefined ? await recoverLast(path, firstSeq, options, set.legacy) : await inspectSealed(path, firstSeq, next, options, set.legacy);
     if (seg) set.list.push(seg);
   }
   const last = set.list.at(-1);
@@ -51,34 +69,43 @@ async function createDir(fs: JournalFs, dir: string): Promise<void> {
   }
 }
 
-/** A sealed segment: its last line must be the seq just before the next segment's first. */
-async function inspectSealed(path: string, firstSeq: number, nextFirst: number, options: RecoverOptions): Promise<Segment | undefined> {
+/**
+ * A sealed segment: its last line should be the seq just before the next segment's first. When it is not
+ * (a corrupt last line, records or a whole segment missing), the segment still ends there: the missing seqs
+ * are reported, and a corrupt line is reported by whoever reads it.
+ */
+async function inspectSealed(path: string, firstSeq: number, nextFirst: number, options: RecoverOptions, legacy: boolean): Promise<Segment | undefined> {
   const handle = await openOrThrow(options, path);
   try {
-    const { size } = await handle.stat();
+    const { size, mtimeMs } = await handle.stat();
     if (size === 0 && nextFirst === firstSeq) {
       // An empty file left by a roll that a crash interrupted, superseded since: it holds nothing.
       if (!options.readOnly) await options.fs.unlink(path).catch(() => undefined);
       return undefined;
     }
     const line = await readLastLine(handle, size);
-    const record = line === undefined ? undefined : parseLine(line);
-    if (!record || record.seq !== nextFirst - 1) {
-      const found = record ? `seq ${record.seq}` : 'no complete last line';
-      throw new JournalError(`Journal segment ${path} is corrupt: it should end with seq ${nextFirst - 1}, found ${found}`, { path });
+    const record = line === undefined ? undefined : decodeLine(line, legacy);
+    const lastSeq = nextFirst - 1;
+    if (record?.seq !== lastSeq) {
+      const found = record ? `seq ${record.seq}` : 'a last line that fails its check';
+      options.logger.warn('A journal segment does not end with the seq before the next one', { path, expected: lastSeq, found });
+      if (record && record.seq < lastSeq) options.onCorrupt({ path, offset: size, text: '', seqs: { from: record.seq + 1, to: lastSeq } });
     }
-    return { firstSeq, path, size, lastSeq: record.seq, lastReceivedAtMs: receivedAtMs(record) };
+    // Age for retention: its last record's time, else the file's.
+    const lastReceivedAtMs = record ? receivedAtMs(record) : mtimeMs;
+    return { firstSeq, path, size, lastSeq, lastReceivedAtMs };
   } finally {
     await handle.close().catch(() => undefined);
   }
 }
 
-/** The last (active) segment: full scan; a torn tail is truncated away (and fsynced). */
-async function recoverLast(path: string, firstSeq: number, options: RecoverOptions): Promise<Segment> {
+/** The last (active) segment: full scan; a torn tail is truncated away (and fsynced); corruption is reported and kept. */
+async function recoverLast(path: string, firstSeq: number, options: RecoverOptions, legacy: boolean): Promise<Segment> {
   const handle = await openOrThrow(options, path);
   try {
     const { size } = await handle.stat();
-    const scan = await scanSegment(handle, { path, start: 0, expectedSeq: firstSeq, size });
+    const scan = await scanSegment(handle, { path, start: 0, expectedSeq: firstSeq, size, legacy });
+    for (const span of scan.corrupt) options.onCorrupt(span);
     if (scan.tornBytes > 0 && !options.readOnly) {
       try {
         await handle.truncate(scan.goodEnd);
@@ -126,16 +153,20 @@ export async function refreshSegments(set: SegmentSet, options: RecoverOptions):
     throw new JournalError(`Cannot read the journal directory ${options.dir}: ${errMessage(err)}`, { cause: err, path: options.dir });
   }
   const files = segmentFiles(options.dir, names);
-  const lastKnown = set.list.at(-1)?.firstSeq ?? 0;
+  const legacy = (await readFormat(options.fs, options.dir)) === 1;
+  // The writer migrated the journal meanwhile: every segment was rewritten, so none is known any more.
+  const previous = legacy === set.legacy ? set.list : [];
+  set.legacy = legacy;
+  const lastKnown = previous.at(-1)?.firstSeq ?? 0;
   const list: Segment[] = [];
   for (const { firstSeq, path } of files) {
-    const known = set.list.find((s) => s.firstSeq === firstSeq);
+    const known = previous.find((s) => s.firstSeq === firstSeq);
     if (known && firstSeq < lastKnown) {
       list.push(known);
       continue;
     }
     const from = known ?? { size: 0, lastSeq: firstSeq - 1, lastReceivedAtMs: Number.NaN };
-    const seg = await rescan(path, firstSeq, from, options);
+    const seg = await rescan(path, firstSeq, from, options, legacy);
     if (seg) list.push(seg);
   }
   set.list.splice(0, set.list.length, ...list);
@@ -147,6 +178,7 @@ async function rescan(
   firstSeq: number,
   from: Pick<Segment, 'size' | 'lastSeq' | 'lastReceivedAtMs'>,
   options: RecoverOptions,
+  legacy: boolean,
 ): Promise<Segment | undefined> {
   let handle;
   try {
@@ -160,7 +192,8 @@ async function rescan(
     if (size === from.size) return { firstSeq, path, ...from };
     // Shorter than last seen: the writer truncated a failed batch; read the segment again from the start.
     const start = size < from.size ? { start: 0, expectedSeq: firstSeq } : { start: from.size, expectedSeq: from.lastSeq + 1, lastReceivedAtMs: from.lastReceivedAtMs };
-    const scan = await scanSegment(handle, { path, size, ...start });
+    const scan = await scanSegment(handle, { path, size, legacy, ...start });
+    for (const span of scan.corrupt) options.onCorrupt(span);
     return { firstSeq, path, size: scan.goodEnd, lastSeq: scan.lastSeq, lastReceivedAtMs: scan.lastReceivedAtMs };
   } finally {
     await handle.close().catch(() => undefined);

@@ -2,8 +2,8 @@
  * Reading segment files: a chunked line scanner (bounded memory for any segment size), the last line of a
  * sealed segment, and the recovery scan of the last segment, which finds the head and a torn tail.
  */
-import { parseLine, receivedAtMs } from './format.js';
-import { JournalError, type JournalFileHandle, type JournalFs } from './types.js';
+import { decodeLine, receivedAtMs } from './format.js';
+import type { CorruptSpan, JournalFileHandle, JournalFs } from './types.js';
 
 const CHUNK = 256 * 1024;
 const NL = 0x0a;
@@ -75,48 +75,61 @@ export async function readLastLine(handle: JournalFileHandle, size: number): Pro
 }
 
 export interface SegmentScan {
-  /** The last valid seq, `firstSeq - 1` when the segment holds no valid line. */
+  /** The last seq the segment holds (good or corrupt), `firstSeq - 1` when it holds none. */
   lastSeq: number;
-  /** Offset just after the last valid line: where the next line goes. */
+  /** Offset just after the last line kept: where the next line goes. */
   goodEnd: number;
-  /** `received_at` of the last valid line (epoch ms), NaN when none. */
+  /** `received_at` of the last good record (epoch ms), NaN when none. */
   lastReceivedAtMs: number;
-  /** Bytes after `goodEnd`: a torn last line (no newline, or not JSON) to drop. */
+  /** Bytes after `goodEnd`: a torn tail (a last line without its newline, or crash debris with NUL bytes) to drop. */
   tornBytes: number;
+  /** Corrupt lines kept (each keeps its seq) and seqs missing between good records. */
+  corrupt: CorruptSpan[];
 }
 
 /**
- * Scans a segment from `start` (a line boundary where `expectedSeq` begins) to `size`, checking that every
- * line is JSON with the next seq. Only the last line may be bad: it is reported as torn.
- * @throws JournalError (JOURNAL_UNWRITABLE) on a bad line followed by more lines, or a line with the wrong seq.
+ * Scans a segment from `start` (a line boundary where `expectedSeq` begins) to `size`, telling a torn tail
+ * from corruption. Only what a crash can leave is torn: a last line without its newline, and, from the first
+ * complete line holding a NUL byte on, the zeros some file systems leave in space a crash allocated but never
+ * wrote. A complete line that fails its check anywhere else is corruption of written data: it is kept and
+ * keeps its seq (a record may have been acknowledged with it), and is reported. `legacy`: a format-1 segment.
  */
 export async function scanSegment(
   handle: JournalFileHandle,
-  init: { path: string; start: number; expectedSeq: number; size: number; lastReceivedAtMs?: number },
+  init: { path: string; start: number; expectedSeq: number; size: number; lastReceivedAtMs?: number; legacy: boolean },
 ): Promise<SegmentScan> {
   let expected = init.expectedSeq;
   let goodEnd = init.start;
   let lastReceivedAtMs = init.lastReceivedAtMs ?? Number.NaN;
-  let badAt: number | undefined;
-  const corrupt = (offset: number, why: string): JournalError =>
-    new JournalError(`Journal segment ${init.path} is corrupt at byte ${offset}: ${why}`, { path: init.path });
+  const corrupt: CorruptSpan[] = [];
+  /** Bad complete lines since the last good one: corrupt if a good line follows, else decided at the end. */
+  let pending: Array<{ offset: number; end: number; text: string }> = [];
+  const span = (offset: number, text: string, from: number, to: number): CorruptSpan => ({ path: init.path, offset, text, seqs: { from, to } });
 
-  const scan = await scanLines(handle, { start: init.start, end: init.size }, (text, lineStart, lineEnd) => {
-    if (badAt !== undefined) throw corrupt(badAt, 'a line that is not valid JSON is followed by more lines');
-    const record = parseLine(text);
-    if (record === undefined) {
-      badAt = lineStart;
+  await scanLines(handle, { start: init.start, end: init.size }, (text, lineStart, lineEnd) => {
+    const record = decodeLine(text, init.legacy);
+    if (record === undefined || record.seq < expected) {
+      pending.push({ offset: lineStart, end: lineEnd, text });
       return;
     }
-    if (record.seq !== expected) throw corrupt(lineStart, `expected seq ${expected}, found ${record.seq}`);
-    expected += 1;
+    // The bad lines before this good one stand for the seqs up to it (one each, as far as their count allows).
+    for (const [i, bad] of pending.entries()) {
+      const seq = Math.min(expected + i, record.seq - 1);
+      corrupt.push(span(bad.offset, bad.text, seq, i === pending.length - 1 ? record.seq - 1 : seq));
+    }
+    if (pending.length === 0 && record.seq > expected) corrupt.push(span(lineStart, '', expected, record.seq - 1));
+    pending = [];
+    expected = record.seq + 1;
     goodEnd = lineEnd;
     lastReceivedAtMs = receivedAtMs(record);
   });
-  if (badAt !== undefined && scan.fragmentBytes > 0) {
-    throw corrupt(badAt, 'a line that is not valid JSON is followed by more data');
+  for (const bad of pending) {
+    if (bad.text.includes('\0')) break; // crash debris: this and what follows is torn
+    corrupt.push(span(bad.offset, bad.text, expected, expected));
+    expected += 1;
+    goodEnd = bad.end;
   }
-  return { lastSeq: expected - 1, goodEnd, lastReceivedAtMs, tornBytes: init.size - goodEnd };
+  return { lastSeq: expected - 1, goodEnd, lastReceivedAtMs, tornBytes: init.size - goodEnd, corrupt };
 }
 
 /** fsyncs a directory, so that a file created or removed in it survives a crash. */
@@ -126,5 +139,15 @@ export async function syncDir(fs: JournalFs, dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Writes all of `buf` at `position`, however many writes it takes. @throws on a write error or a zero-byte write. */
+export async function writeAll(handle: JournalFileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`Short write: ${done} of ${buf.length} bytes`);
+    done += bytesWritten;
   }
 }

@@ -27,6 +27,8 @@ export class SegmentSet {
   readonly list: Segment[] = [];
   /** Last committed seq; 0 when nothing was ever written. */
   head = 0;
+  /** A format-1 journal (no checksums): only a reader of a journal no writer has migrated yet sees one. */
+  legacy = false;
 
   get firstSeq(): number {
     return this.list[0]?.firstSeq ?? this.head + 1;

@@ -33,6 +33,19 @@ export interface JournalRecord extends JournalEntry {
   seq: number;
 }
 
+/**
+ * Corruption found in a segment: a complete line that fails its check (`text` holds its bytes; it keeps its
+ * seq, which is never given to another record), or seqs missing between two good records (`text` empty).
+ */
+export interface CorruptSpan {
+  path: string;
+  /** Byte offset in the segment of the bad line, or of the record after the missing seqs. */
+  offset: number;
+  text: string;
+  /** The seqs it stands for, as far as the neighbouring records tell. */
+  seqs: { from: number; to: number };
+}
+
 /** The subset of a `node:fs/promises` FileHandle the journal uses. */
 export interface JournalFileHandle {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
@@ -40,7 +53,7 @@ export interface JournalFileHandle {
   datasync(): Promise<void>;
   sync(): Promise<void>;
   truncate(len: number): Promise<void>;
-  stat(): Promise<{ size: number }>;
+  stat(): Promise<{ size: number; mtimeMs: number }>;
   close(): Promise<void>;
 }
 
@@ -51,6 +64,7 @@ export interface JournalFs {
   readdir(path: string): Promise<string[]>;
   mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
   unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
 }
 
 /** The real file system. */
@@ -59,6 +73,7 @@ export const nodeJournalFs: JournalFs = {
   readdir: (path) => fsp.readdir(path),
   mkdir: (path, options) => fsp.mkdir(path, options),
   unlink: (path) => fsp.unlink(path),
+  rename: (from, to) => fsp.rename(from, to),
 };
 
 export interface JournalOptions {
@@ -109,6 +124,8 @@ export interface JournalStats {
   segments: number;
   head: number;
   firstSeq: number;
+  /** Corrupt records and runs of missing seqs found since open (each kept, reported once, skipped by readers). */
+  corrupt: number;
 }
 
 /**

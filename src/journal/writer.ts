@@ -17,7 +17,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { formatLine, receivedAtMs, segmentName, serializeEntry, toRecord } from './format.js';
 import type { LatencyHistogram } from './latency-histogram.js';
-import { syncDir } from './segment-io.js';
+import { syncDir, writeAll } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
 import { errMessage, JournalError, OPEN_REPLACE, OPEN_WRITE, type JournalEntry, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
 
@@ -343,14 +343,5 @@ export class SegmentWriter {
     set.list.push(seg);
     this.#rolled = true;
     return seg;
-  }
-}
-
-async function writeAll(handle: JournalFileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
-    if (bytesWritten <= 0) throw new Error(`Short write: ${done} of ${buf.length} bytes`);
-    done += bytesWritten;
   }
 }

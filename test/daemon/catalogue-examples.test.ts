@@ -6,22 +6,11 @@
  * redelivery neither.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { catalogueEntries } from '../../src/emulator/catalogue.js';
-import type { JournalRecord } from '../../src/journal/types.js';
 import { eventExample } from '../../src/twitch/event-examples.js';
+import { readJournal } from './harness.js';
 import { ForwardSink, startInProcessDaemon } from './in-process.js';
-
-function journalRecords(stateDir: string): JournalRecord[] {
-  const dir = join(stateDir, 'journal');
-  return readdirSync(dir)
-    .filter((n) => n.endsWith('.jsonl'))
-    .sort()
-    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter((l) => l.length > 0))
-    .map((l) => JSON.parse(l) as JournalRecord);
-}
 
 test('daemon journals and forwards once every new message id of every catalogue type, updates of one entity included', async (t) => {
   const sink = new ForwardSink();
@@ -53,7 +42,7 @@ test('daemon journals and forwards once every new message id of every catalogue 
     assert.equal(await deliver(again, { messageId: `${entry.type}@${entry.version}#2` }), 204);
   }
   assert.equal(sent.length, catalogueEntries().length * 3);
-  const journaled = journalRecords(stateDir);
+  const journaled = readJournal(stateDir);
   assert.deepEqual(journaled.map((r) => r.message_id), sent, 'each new message id journaled once, in order');
   assert.deepEqual(journaled.map((r) => r.seq), sent.map((_, i) => i + 1));
   // The updates keep their own event: nothing of a later update was mistaken for the first.
@@ -64,4 +53,5 @@ test('daemon journals and forwards once every new message id of every catalogue 
   }
   await sink.received(sent.length);
   assert.deepEqual(sink.records().map((r) => r.message_id), sent, 'each new message id forwarded once, in order');
+  t.diagnostic(`${catalogueEntries().length} types and versions, ${sent.length} notifications (3 per entity) and ${catalogueEntries().length} redeliveries: journaled ${journaled.length}, forwarded ${sink.bodies.length}`);
 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Agent, request } from 'undici';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
+import { verifiedJson } from '../../src/journal/format.js';
 import type { JournalRecord } from '../../src/journal/types.js';
 import { BIN, ROOT, runCli, tempDir, type CliResult } from '../helpers/cli.js';
 
@@ -297,7 +298,10 @@ export interface StatusDoc {
   receiver: { in_flight: number; reading: number; requests: number; too_slow: number } | null;
 }
 
-/** Every complete record in `STATE_DIR/journal/*.jsonl`, read straight from the files (a torn last line is skipped). */
+/**
+ * Every complete record in `STATE_DIR/journal/*.jsonl`, read straight from the files (a torn last line is
+ * skipped), each checked against its checksum (a line that fails fails the test).
+ */
 export function readJournal(stateDir: string): JournalRecord[] {
   const dir = join(stateDir, 'journal');
   if (!existsSync(dir)) return [];
@@ -306,7 +310,12 @@ export function readJournal(stateDir: string): JournalRecord[] {
     const text = readFileSync(join(dir, name), 'utf8');
     const lines = text.split('\n');
     if (!text.endsWith('\n')) lines.pop(); // torn tail of a crash: not a record
-    for (const line of lines) if (line.length > 0) out.push(JSON.parse(line) as JournalRecord);
+    for (const line of lines) {
+      if (line.length === 0) continue;
+      const json = verifiedJson(line);
+      assert.ok(json, `a journal line in ${name} fails its checksum: ${line.slice(0, 120)}`);
+      out.push(JSON.parse(json) as JournalRecord);
+    }
   }
   return out;
 }

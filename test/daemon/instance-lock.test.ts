@@ -93,4 +93,5 @@ test(`instance lock: ${RACERS} daemons started at the same instant on one state 
     winners[0]!.stop();
     assert.equal(await winners[0]!.exited, 0, winners[0]!.stderr());
   }
+  t.diagnostic(`${ROUNDS} rounds of ${RACERS} daemons: one ready each round, ${ROUNDS * (RACERS - 1)} exits with STATE_DIR_LOCKED`);
 });

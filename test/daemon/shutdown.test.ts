@@ -3,10 +3,25 @@
  * loses nothing that was acknowledged, a request in flight holds the stop, and a second signal exits at once.
  */
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { readJournal, status, useFixture, waitFor } from './harness.js';
 import { notificationBody, send, signedHeaders } from './messages.js';
+
+/** A signed notification's head and the first bytes of its body, then nothing: a body still arriving. */
+function slowUpload(port: number): Socket {
+  const body = notificationBody();
+  const head =
+    'POST /twitch/eventsub HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
+    Object.entries(signedHeaders(body))
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('') +
+    `Content-Length: ${body.length}\r\n\r\n`;
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(head + body.slice(0, 10));
+  return socket;
+}
 
 test('daemon SIGTERM during a stream of notifications: exit 0, every acknowledged message is journaled, the rest refused', async (t) => {
   const { f, start } = await useFixture(t, { subscriptions: [] });
@@ -48,19 +63,9 @@ test('daemon SIGTERM cuts a body still arriving, waits for a stream client to an
   const { f, start } = await useFixture(t, { subscriptions: [] });
   const d = await start();
   // A delivery whose body is still arriving when the signal comes: nothing of it was acknowledged.
-  const body = notificationBody();
-  const head =
-    'POST /twitch/eventsub HTTP/1.1\r\nHost: 127.0.0.1\r\n' +
-    Object.entries(signedHeaders(body))
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('') +
-    `Content-Length: ${body.length}\r\n\r\n`;
-  const upload = connect(f.port, '127.0.0.1');
-  upload.on('error', () => {});
+  const upload = slowUpload(f.port);
   t.after(() => upload.destroy());
   const uploadClosed = new Promise((r) => upload.once('close', r));
-  await new Promise((r) => upload.once('connect', r));
-  upload.write(head + body.slice(0, 10));
   // A stream client that never reads again after its handshake, so never answers the close frame.
   const stuck = connect(f.port, '127.0.0.1');
   stuck.on('error', () => {});
@@ -86,4 +91,33 @@ test('daemon SIGTERM cuts a body still arriving, waits for a stream client to an
   assert.equal(code, 143);
   assert.ok(Date.now() - second < 1_000, `exited ${Date.now() - second} ms after the second signal`);
   assert.deepEqual(readJournal(f.stateDir), []);
+});
+
+test('daemon SIGTERM with 1,000 slow uploads and 100 stuck stream clients exits 0 within the 10 s the README promises', async (t) => {
+  const { f, start } = await useFixture(t, { subscriptions: [] });
+  const d = await start();
+  const sockets: Socket[] = [];
+  for (let i = 0; i < 1_000; i++) sockets.push(slowUpload(f.port));
+  for (let i = 0; i < 100; i++) {
+    const s = connect(f.port, '127.0.0.1');
+    s.on('error', () => {});
+    s.write(
+      'GET /events?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    s.once('data', () => s.pause());
+    sockets.push(s);
+  }
+  t.after(() => sockets.forEach((s) => s.destroy()));
+  await waitFor('1,000 uploads and 100 stream clients', async () => {
+    const s = await status(f);
+    return s.receiver?.reading === 1_000 && (s.delivery as { stream?: { clients: number } }).stream?.clients === 100;
+  }, { timeoutMs: 20_000 });
+  const signalled = Date.now();
+  d.child.kill('SIGTERM');
+  const { code } = await d.exited;
+  const took = Date.now() - signalled;
+  t.diagnostic(`exit ${code} ${took} ms after SIGTERM`);
+  assert.equal(code, 0);
+  assert.ok(took < 10_000, `stopped in ${took} ms`);
 });

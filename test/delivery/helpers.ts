@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { verifiedJson } from '../../src/journal/format.js';
 import type { TestContext } from 'node:test';
 import { Journal } from '../../src/journal/journal.js';
 import type { JournalEntry } from '../../src/journal/types.js';
@@ -44,13 +45,14 @@ export async function appendRange(journal: Journal, from: number, to: number, op
   }
 }
 
-/** Every journal line in `<stateDir>/journal`, without newlines, in seq order. */
+/** The record JSON of every journal line in `<stateDir>/journal` (checksum field and newline off), in seq order. */
 export function journalLines(stateDir: string): string[] {
   const dir = join(stateDir, 'journal');
   return readdirSync(dir)
     .filter((n) => n.endsWith('.jsonl'))
     .sort()
-    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter((l) => l.length > 0));
+    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter((l) => l.length > 0))
+    .map((line) => verifiedJson(line) ?? `corrupt: ${line}`);
 }
 
 /** Polls `cond` (real time, every ms) until it holds; fails after `timeoutMs` with `what`. */

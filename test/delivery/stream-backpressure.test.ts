@@ -2,15 +2,12 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { CLOSE_TOO_SLOW } from '../../src/delivery/stream.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { gc } from '../helpers/gc.js';
 import { appendRange, openJournal, tempStateDir, until } from './helpers.js';
 import { connect, range, seqs, startStream } from './stream-helpers.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 
 const TOKEN = 'stream-token-for-tests';
 const MAX_BUFFERED = 1024 * 1024;

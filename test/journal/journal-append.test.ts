@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { test } from 'node:test';
 import { Journal } from '../../src/journal/journal.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -21,8 +22,13 @@ test('Journal.append() writes one JSON line per record with seq first, in a 0700
   assert.deepEqual(segmentNames(dir), ['00000000000000000001.jsonl']);
   const text = readFileSync(join(dir, '00000000000000000001.jsonl'), 'utf8');
   assert.ok(text.startsWith('{"seq":1,"message_id":"msg-1","message_type":"notification",'), text);
-  assert.ok(text.endsWith('}\n'));
-  assert.deepEqual(JSON.parse(text), { ...entry(1), seq: 1 });
+  // Format 2: the record's JSON with its CRC-32 as the last field (the VERSION file says so).
+  const crc = /,"crc32":"([0-9a-f]{8})"\}\n$/.exec(text);
+  assert.ok(crc, text);
+  const json = `${text.slice(0, crc.index)}}`;
+  assert.equal(crc[1], crc32(json).toString(16).padStart(8, '0'));
+  assert.deepEqual(JSON.parse(json), { ...entry(1), seq: 1 });
+  assert.equal(readFileSync(join(dir, 'VERSION'), 'utf8'), '2\n');
   assert.equal(statSync(dir).mode & 0o777, 0o700);
   assert.equal(statSync(join(dir, '00000000000000000001.jsonl')).mode & 0o777, 0o600);
 });

@@ -136,3 +136,21 @@ test('Journal reads and recovers records larger than its read chunk (multi-byte 
   assert.deepEqual(records.map((r) => r.seq), [1, 2, 3]);
   assert.deepEqual(records[1], { ...big, seq: 2 });
 });
+
+test('Journal.follow() misses no record when commits land while it reads a segment', async (t) => {
+  const dir = tempJournalDir(t);
+  const journal = await Journal.open({ dir, clock: new FakeClock() });
+  t.after(() => journal.close());
+  const ac = new AbortController();
+  const seen: number[] = [];
+  const following = (async () => {
+    for await (const r of journal.follow(0, ac.signal)) {
+      seen.push(r.seq);
+      if (r.seq === 600) ac.abort();
+    }
+  })();
+  // One append at a time: each commit moves the active segment's end while the follower may be reading it.
+  for (let i = 1; i <= 600; i++) await journal.append(entry(i));
+  await following;
+  assert.deepEqual(seen, Array.from({ length: 600 }, (_, i) => i + 1));
+});

@@ -163,6 +163,7 @@ const HOSTILE_STATE: Case[] = [
 
 test(`hostile state: ${HOSTILE_STATE.length} untrustworthy state directories and secret files stop run with one stderr line and exit 78, and nothing is written through a link`, async (t) => {
   const c = await runCases(HOSTILE_STATE, [['run']], 8_000);
+  t.diagnostic(`${c.runs} runs; failures ${c.failures.length}; emulator requests ${c.requests}`);
   for (const f of c.failures) t.diagnostic(f);
   assert.deepEqual(c.failures, []);
   assert.equal(c.requests, 0, 'no request reached the emulator');

@@ -25,13 +25,7 @@ export async function eventsTail(ctx: CommandContext): Promise<number> {
       for await (const r of journal.follow(since, ctx.signal)) print(r);
       return 0;
     }
-    let cursor = since;
-    for (;;) {
-      const batch = await journal.read(cursor, 1000);
-      if (batch.length === 0) break;
-      for (const r of batch) print(r);
-      cursor = batch[batch.length - 1]!.seq;
-    }
+    for await (const r of journal.range(since)) print(r);
     return 0;
   } finally {
     await journal.close();
