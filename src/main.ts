@@ -16,6 +16,8 @@ import { systemClock } from './lib/clock.js';
 setFlagsFromString('--wasm-tiering-budget=2000000000');
 
 const VERSION = readVersion();
+/** How long the process may take to end by itself once the command has returned. */
+const LINGER_MS = 5_000;
 
 function readVersion(): string {
   try {
@@ -45,13 +47,28 @@ const stopped = new Promise<void>((r) => (resolveStopped = r));
 let signals = 0;
 const onSignal = (name: NodeJS.Signals): void => {
   signals += 1;
-  // A second signal exits at once (SPEC.md "Processes and signals").
+  // A second signal exits at once (README.md "The daemon (`eventsubd run`)").
   if (signals > 1) process.exit(name === 'SIGINT' ? 130 : 143);
   resolveStopped();
   controller.abort(new Error(`received ${name}`));
 };
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
+
+// An error nothing caught is a bug: logged once (by the runner), then the command stops as on SIGTERM (the
+// daemon flushes its journal), exit 1. A second one while stopping changes nothing.
+let crashed = false;
+let resolveCrashed!: (err: unknown) => void;
+const crash = new Promise<unknown>((r) => (resolveCrashed = r));
+const onCrash = (err: unknown): void => {
+  if (crashed) return;
+  crashed = true;
+  resolveCrashed(err);
+  resolveStopped();
+  controller.abort(err);
+};
+process.on('uncaughtException', onCrash);
+process.on('unhandledRejection', onCrash);
 
 const code = await runCli({
   argv: process.argv.slice(2),
@@ -63,6 +80,7 @@ const code = await runCli({
   version: VERSION,
   signal: controller.signal,
   stopped,
+  crashed: crash,
   process: {
     pid: process.pid,
     uid: process.getuid?.(),
@@ -72,6 +90,10 @@ const code = await runCli({
     },
   },
 });
-process.exitCode = code;
-// Let stdout drain, then leave even if a stray handle (keep-alive socket) is still open.
-process.stdout.write('', () => process.exit(code));
+process.exitCode = crashed ? 1 : code;
+// The process ends by itself: every command closes what it opened. Should a handle be left open by a bug,
+// say which and leave anyway, rather than hang (the timer does not keep the process alive).
+setTimeout(() => {
+  process.stderr.write(`eventsubd: INTERNAL_ERROR: still open after the command returned: ${process.getActiveResourcesInfo().join(', ')}\n`);
+  process.exit(process.exitCode);
+}, LINGER_MS).unref();

@@ -1,6 +1,6 @@
 /**
- * One operation in flight, shared by every caller that arrives while it runs (lessons-from-peers
- * "What none of them has" 3: single-flight the mint). Each caller may stop waiting through its own
+ * One operation in flight, shared by every caller that arrives while it runs (so that a burst of callers,
+ * or of 401s, makes one mint, not a storm of them). Each caller may stop waiting through its own
  * signal; the shared work goes on for the others.
  */
 import { AbortedError } from '../lib/errors.js';
@@ -41,6 +41,7 @@ export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefin
       },
       (err: unknown) => {
         signal.removeEventListener('abort', onAbort);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the shared operation's own rejection, passed on unchanged
         reject(err);
       },
     );

@@ -3,15 +3,15 @@
  * validated and adopted, or a new one is minted under the cross-process lock (re-reading the cache first,
  * since another process may have just minted). Single flight is the caller's job (TokenManager).
  */
-import type { Clock } from '../lib/clock.js';
+import { isoTime, type Clock } from '../lib/clock.js';
 import { AppError, TokenRefusedError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
-import { backoffDelay } from '../lib/retry.js';
+import { retry } from '../lib/retry.js';
 import { AppToken } from '../twitch/tokens.js';
 import type { OAuthApi } from '../twitch/types.js';
 import type { ValidateResponse } from '../twitch/wire.js';
 import type { CachedToken, TokenStore } from './token-cache.js';
-import { fingerprintOf, isExpiring, NEVER_EXPIRES } from './token-policy.js';
+import { fingerprintOf, isExpiring } from './token-policy.js';
 
 /** Counters exposed as `TokenManager.stats`. */
 export interface TokenStats {
@@ -185,24 +185,25 @@ export class TokenAcquirer {
 
   async #withRetries(signal: AbortSignal, attempt: () => Promise<AppToken>): Promise<AppToken> {
     const attempts = Math.max(1, this.#d.mintAttempts);
-    for (let n = 1; ; n++) {
-      try {
-        return await attempt();
-      } catch (err) {
-        const e = toAppError(err);
-        if (!RETRYABLE.has(e.code)) throw e;
-        if (n >= attempts) {
-          throw new AppError('TOKEN_UNAVAILABLE', `No app token after ${n} attempts: ${e.message}`, { cause: e });
-        }
-        const delay = backoffDelay(n, { baseMs: 500, maxMs: 5_000, random: this.#d.random });
-        this.#d.logger.warn('Obtaining an app token failed; retrying', { error: e, attempt: n, retryInMs: delay });
-        await this.#d.clock.sleep(delay, signal);
-      }
+    try {
+      return await retry(attempt, {
+        clock: this.#d.clock,
+        signal,
+        attempts,
+        backoff: { baseMs: 500, maxMs: 5_000, random: this.#d.random },
+        isRetriable: (err) => RETRYABLE.has(toAppError(err).code),
+        onRetry: (err, n, delay) => this.#d.logger.warn('Obtaining an app token failed; retrying', { error: toAppError(err), attempt: n, retryInMs: delay }),
+      });
+    } catch (err) {
+      const e = toAppError(err);
+      // Only the last of `attempts` retriable failures gets here with a retriable code.
+      if (!RETRYABLE.has(e.code)) throw e;
+      throw new AppError('TOKEN_UNAVAILABLE', `No app token after ${attempts} attempts: ${e.message}`, { cause: e });
     }
   }
 }
 
 /** ISO time for logs; a never-expiring token says so. */
 export function isoOrNever(ms: number): string {
-  return ms >= NEVER_EXPIRES ? 'never' : new Date(ms).toISOString();
+  return isoTime(ms) ?? 'never';
 }

@@ -1,13 +1,14 @@
 /**
- * The shared token cache `STATE_DIR/token.json` (SPEC "Tokens"): mode 0600 in a 0700 directory, written
+ * The shared token cache `STATE_DIR/token.json` (README.md "Tokens"): mode 0600 in a 0700 directory, written
  * atomically (temp file, fsync, rename, fsync of the directory), plus the cross-process lock that keeps
  * concurrent daemon and CLI processes from minting twice.
  */
 import { randomUUID } from 'node:crypto';
+import { watch as fsWatch } from 'node:fs';
 import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { Clock } from '../lib/clock.js';
+import { isoTime, type Clock } from '../lib/clock.js';
 import { StateDirError } from '../lib/errors.js';
 import { waitForLockFile, type HeldLock } from '../lib/file-lock.js';
 import { readFileNoFollow } from '../lib/state-dir.js';
@@ -29,6 +30,8 @@ export interface TokenStore {
   write(token: AppToken): Promise<void>;
   remove(): Promise<void>;
   withLock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Calls `onChange` when another process may have replaced or removed the token, until `signal` aborts. */
+  watch?(onChange: () => void, signal: AbortSignal): void;
 }
 
 export interface TokenCacheOptions {
@@ -127,9 +130,9 @@ export class TokenCache implements TokenStore {
       {
         access_token: token.reveal(),
         client_id: token.clientId,
-        obtained_at: iso(token.obtainedAt),
-        expires_at: token.expiresAt >= NEVER ? null : iso(token.expiresAt),
-        validated_at: token.validatedAt === undefined ? null : iso(token.validatedAt),
+        obtained_at: isoTime(token.obtainedAt),
+        expires_at: isoTime(token.expiresAt),
+        validated_at: isoTime(token.validatedAt),
       },
       null,
       2,
@@ -186,6 +189,25 @@ export class TokenCache implements TokenStore {
     }
   }
 
+  /**
+   * Calls `onChange` whenever token.json is replaced or removed (inotify on the state directory, through
+   * `fs.watch`; it keeps no process alive), until `signal` aborts. Where the directory cannot be watched the
+   * change is seen at the next validation instead: said once at warn.
+   */
+  watch(onChange: () => void, signal: AbortSignal): void {
+    try {
+      const watcher = fsWatch(this.#dir, { persistent: false, signal }, (_event, name) => {
+        if (name === 'token.json') onChange();
+      });
+      watcher.on('error', (err) => this.#logger.warn('Stopped watching the state directory for token changes', { path: this.#dir, err }));
+    } catch (err) {
+      this.#logger.warn('Cannot watch the state directory for token changes by other processes; they are seen at the next validation', {
+        path: this.#dir,
+        err,
+      });
+    }
+  }
+
   /** Creates the state directory with mode 0700; an existing directory is left as the operator made it. */
   async #ensureDir(): Promise<void> {
     try {
@@ -213,6 +235,3 @@ export class TokenCache implements TokenStore {
   }
 }
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString();
-}

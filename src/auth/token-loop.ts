@@ -1,6 +1,7 @@
 /**
- * The token manager's background loop: hourly `/validate` of the current token (twitch-contract.md
- * section 2, "The hourly rule") and proactive rotation at `expiresAt - margin`, whichever comes first.
+ * The token manager's background loop: hourly `/validate` of the current token
+ * (https://dev.twitch.tv/docs/authentication/validate-tokens/, "Who must validate tokens?") and proactive
+ * rotation at `expiresAt - margin`, whichever comes first.
  * Deadlines are absolute and sleeps are clamped to MAX_TIMER_MS, so a 58-day token's rotation neither
  * fires after ~1 ms (setTimeout overflow) nor after 24.8 days.
  */

@@ -1,5 +1,5 @@
 /**
- * The app-token lifecycle for a daemon (SPEC "Tokens"; lessons-from-peers "What none of them has" 3):
+ * The app-token lifecycle for a daemon (README.md "Tokens"):
  * single-flight acquisition shared by every caller, a cache shared across processes, a 401 re-mint only
  * when the rejected token is still the current one, hourly validation, proactive rotation with revocation
  * of the old token, and a supplied token that is refused loudly, never silently replaced.
@@ -54,6 +54,8 @@ export class TokenManager implements TokenSource {
   #started: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
   #running = false;
+  #checkingCache = false;
+  #cacheAgain = false;
 
   constructor(options: TokenManagerOptions) {
     this.#o = {
@@ -154,6 +156,7 @@ export class TokenManager implements TokenSource {
       failures = 1;
     }
     this.#running = true;
+    this.#o.cache.watch?.(() => void this.#cacheChanged(loopSignal), loopSignal);
     const loop = runTokenLoop(
       this.#loopHost(),
       { clock: this.#o.clock, validateIntervalMs: this.#o.validateIntervalMs, random: this.#o.random, initialFailures: failures },
@@ -216,6 +219,12 @@ export class TokenManager implements TokenSource {
     const current = this.#current;
     if (!current) return { state: 'missing', ...(this.#lastError ? { lastError: briefError(this.#lastError) } : {}) };
     return statusOf(current, this.#o.clock.now(), this.#lastError);
+  }
+
+  /** Calls `listener` whenever the current token changes (minted, adopted, rotated, dropped); returns the unsubscribe function. */
+  onSwap(listener: () => void): () => void {
+    this.#swapListeners.add(listener);
+    return () => this.#swapListeners.delete(listener);
   }
 
   /** Stops the loop and aborts any acquisition in flight. Idempotent. */
@@ -281,13 +290,44 @@ export class TokenManager implements TokenSource {
     if (previous) await revokeQuietly(this.#revokeDeps, previous, signal);
   }
 
+  /**
+   * token.json changed: another process (`eventsubd token rotate` or `revoke`) replaced or removed the token
+   * that every process of this state directory shares. Unless the cache holds our current token, take what
+   * it holds through the usual path (adopted after /validate, or a mint), never our current one again.
+   * Changes that arrive during a check make exactly one more check.
+   */
+  async #cacheChanged(signal: AbortSignal): Promise<void> {
+    if (this.#checkingCache) {
+      this.#cacheAgain = true;
+      return;
+    }
+    this.#checkingCache = true;
+    try {
+      do {
+        this.#cacheAgain = false;
+        if (this.#o.suppliedToken !== undefined || this.#refusal || signal.aborted) return;
+        const cached = await this.#o.cache.read().catch(() => undefined);
+        const current = this.#current;
+        if (current && cached && fingerprintOf(cached.accessToken) === current.fingerprint) continue;
+        if (!current && !cached) continue;
+        this.#o.logger.info('Another process changed the shared token cache; taking its token', {
+          previous: current?.fingerprint,
+          cached: cached ? fingerprintOf(cached.accessToken) : null,
+        });
+        if (current) this.#acq.markBad(current.fingerprint);
+        await this.#share(signal, (s) => this.#acq.acquire(s, { replacing: current?.fingerprint })).catch((err: unknown) => {
+          if (!signal.aborted) this.#o.logger.warn('Could not take the token from the changed cache; retrying in the background', { error: toAppError(err) });
+        });
+      } while (this.#cacheAgain);
+    } finally {
+      this.#checkingCache = false;
+    }
+  }
+
   #loopHost(): LoopHost {
     return {
       current: () => this.#current,
-      onSwap: (listener) => {
-        this.#swapListeners.add(listener);
-        return () => this.#swapListeners.delete(listener);
-      },
+      onSwap: (listener) => this.onSwap(listener),
       acquire: async (signal) => {
         await this.getToken(signal);
       },

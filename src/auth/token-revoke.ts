@@ -1,6 +1,6 @@
 /**
- * Revocation (twitch-contract.md section 3): `eventsubd token revoke`, and the quiet revoke of the old
- * token after a rotation.
+ * Revocation (https://dev.twitch.tv/docs/authentication/revoke-tokens/): `eventsubd token revoke`, and the
+ * quiet revoke of the old token after a rotation.
  */
 import { toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';

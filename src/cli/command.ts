@@ -51,7 +51,11 @@ export interface CommandContext {
   twitch(): Promise<TwitchStack>;
   /** The raw merged environment (for commands that start child components such as the emulator). */
   env: Readonly<Record<string, string | undefined>>;
-  dispatcher?: Dispatcher | undefined;
+  /**
+   * The HTTP client every outbound request of the command goes through (Twitch, webhooks, forwarding):
+   * created on first use (undici loads only then) and closed by the runner when the command has returned.
+   */
+  dispatcher: () => Promise<Dispatcher>;
   /** Resolves when the process is asked to stop (long-running commands). */
   stopped: Promise<void>;
   process: ProcessControl;

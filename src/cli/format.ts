@@ -1,5 +1,6 @@
 /** Small formatting helpers shared by commands. */
 
+import { isoTime } from '../lib/clock.js';
 import { statusAction } from '../subscriptions/status.js';
 
 /** Statuses that sync reports but does not recreate. */
@@ -7,17 +8,8 @@ export function isBlockedStatus(status: string): boolean {
   return statusAction(status) === 'blocked';
 }
 
-export function formatCondition(condition: Readonly<Record<string, string>>): string {
-  return Object.keys(condition)
-    .sort()
-    .map((k) => `${k}=${condition[k]}`)
-    .join(',');
-}
-
 export function formatTime(epochMs: number | undefined): string {
-  if (epochMs === undefined) return '-';
-  if (epochMs >= Number.MAX_SAFE_INTEGER) return 'never';
-  return new Date(epochMs).toISOString();
+  return isoTime(epochMs) ?? (epochMs === undefined ? '-' : 'never');
 }
 
 export function formatDuration(ms: number): string {

@@ -28,7 +28,10 @@ export interface CliProcess {
   signal: AbortSignal;
   stopped: Promise<void>;
   process: ProcessControl;
+  /** For tests: the HTTP client to use instead of one the runner creates (and closes). */
   dispatcher?: Dispatcher;
+  /** Resolves with an error nothing caught (uncaughtException, unhandledRejection): logged, then the command stops. */
+  crashed?: Promise<unknown>;
 }
 
 export async function runCli(proc: CliProcess): Promise<number> {
@@ -37,6 +40,12 @@ export async function runCli(proc: CliProcess): Promise<number> {
   const out = new Output({ stdout: proc.stdout, stderr: proc.stderr, json: wantsJson, redactor });
   let stack: TwitchStack | undefined;
   let building: Promise<TwitchStack> | undefined;
+  let owned: Promise<Dispatcher & { close(): Promise<void> }> | undefined;
+  const dispatcher = (): Promise<Dispatcher> => {
+    if (proc.dispatcher) return Promise.resolve(proc.dispatcher);
+    owned ??= import('undici').then(({ Agent }) => new Agent({ keepAliveTimeout: 4_000, connections: 64 }));
+    return owned;
+  };
   try {
     const first = proc.argv[0];
     if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
@@ -77,6 +86,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
       redactor,
       now: () => proc.clock.now(),
     });
+    void proc.crashed?.then((err) => logger.error('An error nothing caught; stopping gracefully (exit 1)', { error: toAppError(err) }));
     const ctx: CommandContext = {
       args,
       out,
@@ -85,7 +95,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
       redactor,
       signal: proc.signal,
       env,
-      dispatcher: proc.dispatcher,
+      dispatcher,
       stopped: proc.stopped,
       process: proc.process,
       config: getConfig,
@@ -94,7 +104,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
           const c = getConfig();
           settings.requireTwitchAccess(c);
           const { buildTwitchStack } = await import('../daemon/twitch-stack.js');
-          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: proc.dispatcher, pid: proc.process.pid }));
+          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: await dispatcher(), pid: proc.process.pid }));
         })();
         return building;
       },
@@ -106,6 +116,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
     return appErr.exitCode;
   } finally {
     await stack?.close();
+    await (await owned)?.close();
   }
 }
 
@@ -166,7 +177,7 @@ function usageMessage(err: unknown): string {
 
 /** env > .env file (the working directory's, or --env-file). */
 function mergeEnv(proc: CliProcess, args: ParsedArgs): Record<string, string | undefined> {
-  const explicit = typeof args.values['env-file'] === 'string' ? (args.values['env-file'] as string) : undefined;
+  const explicit = typeof args.values['env-file'] === 'string' ? args.values['env-file'] : undefined;
   const fromFile = proc.readEnvFile(explicit ?? '.env');
   if (explicit !== undefined && fromFile === undefined) {
     throw new ConfigError(`--env-file: cannot read ${explicit}`, { setting: '--env-file' });

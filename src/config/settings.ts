@@ -60,7 +60,7 @@ export interface Config {
   journalMaxAgeMs: number;
   /** `group`: one fdatasync covers every append that arrived meanwhile; `each`: one fdatasync per append. */
   journalFsync: 'group' | 'each';
-  /** Delivery to the user's application (SPEC.md "Delivery to the user's application"). */
+  /** Delivery to the user's application (README.md "Delivery to your application"). */
   forward: { url: string; secret: string | undefined; concurrency: number; maxBackoffMs: number } | undefined;
   /** The WebSocket stream; undefined when EVENTSUBD_STREAM_PATH=off. */
   stream: { path: string; token: string | undefined } | undefined;
@@ -76,7 +76,10 @@ export function isLoopbackHost(hostname: string): boolean {
   return LOOPBACK_HOSTS.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-/** Twitch's rule for a webhook secret (twitch-contract.md 5.1): 10-100 ASCII characters (printable, no spaces here). */
+/**
+ * Twitch's rule for a webhook secret (`transport.secret`, https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription):
+ * 10-100 ASCII characters (printable, no spaces here).
+ */
 export function isValidWebhookSecret(secret: string): boolean {
   return secret.length >= 10 && secret.length <= 100 && /^[\x21-\x7e]+$/.test(secret);
 }

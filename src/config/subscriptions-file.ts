@@ -1,5 +1,5 @@
 /**
- * The desired-subscriptions file (SPEC "The desired-subscriptions file"): YAML or JSON, validated with a
+ * The desired-subscriptions file (README.md "The subscriptions file"): YAML or JSON, validated with a
  * strict zod schema, resolved against the settings (the callback URL and the first EVENTSUB_SECRET) and
  * frozen. Every failure is a ConfigError (CONFIG_INVALID, exit 78) with one line naming the file, the path
  * inside it and the rule, e.g. `subs.yaml: subscriptions[3].condition.broadcaster_user_id: expected ...`.
@@ -9,13 +9,7 @@ import { open } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
-import {
-  describeSubscription,
-  subscriptionKey,
-  type DesiredSubscription,
-} from '../subscriptions/desired.js';
-
-export { describeSubscription, subscriptionKey, type DesiredSubscription };
+import { describeSubscription, subscriptionKey, type DesiredSubscription } from '../twitch/subscription.js';
 
 /** The file may not be larger than this many bytes. */
 export const MAX_SUBSCRIPTIONS_FILE_BYTES = 5 * 1024 * 1024;

@@ -15,7 +15,7 @@ import { Journal } from '../journal/journal.js';
 import type { Forwarder } from '../delivery/forwarder.js';
 import type { EventStream } from '../delivery/stream.js';
 import { refuseUpgrade, requestUrl } from '../delivery/upgrade.js';
-import type { Clock } from '../lib/clock.js';
+import { settleWithin, type Clock } from '../lib/clock.js';
 import { AppError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { Dedup } from '../receiver/dedup.js';
@@ -42,7 +42,8 @@ export interface DaemonOptions {
   clock: Clock;
   logger: Logger;
   notifier: Notifier;
-  dispatcher?: Dispatcher | undefined;
+  /** The HTTP client for Twitch and the forwarder, asked for after READY=1 (the caller owns and closes it). */
+  dispatcher: () => Promise<Dispatcher>;
   pid: number;
   /** This process's uid (state files must be its own); undefined where the platform has none. */
   uid?: number | undefined;
@@ -50,7 +51,12 @@ export interface DaemonOptions {
   watchdogUsec?: number | undefined;
   /** Delay before the sync that follows a recoverable revocation. */
   revocationSyncDelayMs?: number;
+  /** The most `close()` may take before what is left is cut. Default DEFAULT_STOP_TIMEOUT_MS. */
+  stopTimeoutMs?: number;
 }
+
+/** 15 s: below the unit's TimeoutStopSec (30 s), above the receiver's drain (8 s) and the stream's close grace (2 s). */
+export const DEFAULT_STOP_TIMEOUT_MS = 15_000;
 
 export class Daemon {
   readonly #o: DaemonOptions;
@@ -223,7 +229,7 @@ export class Daemon {
         clock: this.#o.clock,
         pid: this.#o.pid,
         logger: this.#o.logger,
-        dispatcher: this.#o.dispatcher,
+        dispatcher: await this.#o.dispatcher(),
         signal: this.#abort.signal,
         isClosing: () => this.#closing,
         onFatal: (err) => this.#resolveFatal(err),
@@ -236,6 +242,8 @@ export class Daemon {
       });
       if (!side) return;
       this.#stack = side.stack;
+      // systemd's STATUS= follows the token too (minted, rotated, taken from another process, lost).
+      side.stack.tokens.onSwap(() => void this.#notifyStatus());
       this.#scheduler = side.scheduler;
       this.#cron = side.cron;
     } catch (err) {
@@ -263,7 +271,7 @@ export class Daemon {
         backoff: { baseMs: 500, maxMs: config.forward.maxBackoffMs },
         clock,
         logger: logger.child({ component: 'forwarder' }),
-        dispatcher: this.#o.dispatcher,
+        dispatcher: await this.#o.dispatcher(),
       });
     } catch (err) {
       logger.error('The forwarder could not be built', { error: toAppError(err) });
@@ -299,9 +307,18 @@ export class Daemon {
     return this.#closing;
   }
 
-  /** Graceful: new webhook requests get 503, in-flight appends finish, the journal is flushed. Idempotent. */
+  /**
+   * Graceful: new webhook requests get 503, in-flight appends finish, the journal is flushed. Past
+   * `stopTimeoutMs`, connections still open are cut and it resolves. Idempotent.
+   */
   close(): Promise<void> {
-    this.#closed ??= this.#close();
+    this.#closed ??= (async () => {
+      const ms = this.#o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+      if ((await settleWithin(this.#close(), ms, this.#o.clock)) === 'done') return;
+      this.#o.logger.error('The stop deadline passed; cutting what is still open', { deadline_ms: ms });
+      this.#stream?.destroy();
+      await this.#receiver?.destroy();
+    })();
     return this.#closed;
   }
 

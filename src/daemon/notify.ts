@@ -2,7 +2,7 @@
  * systemd's notify protocol (sd_notify): `READY=1`, `STATUS=...`, `WATCHDOG=1`, `STOPPING=1` as datagrams to
  * the unix socket in `NOTIFY_SOCKET`. Node has no unix datagram sockets, and `systemd-notify` either blocks on a
  * barrier only real systemd answers or, with `--no-block`, lets systemd drop messages from an exited sender
- * (SPEC.md "Processes and signals"). So the daemon sends from its own process with the `unix-dgram` addon.
+ * (as seen with systemd 252). So the daemon sends from its own process with the `unix-dgram` addon.
  */
 import { createRequire } from 'node:module';
 import type { Logger } from '../lib/logger.js';

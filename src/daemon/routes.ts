@@ -2,12 +2,14 @@
  * The daemon's own GET routes on the receiver's port: `/healthz`, `/readyz`, `/status`, `/metrics`, and the
  * one-line summary sent as systemd's `STATUS=`. Never a secret: token state is shown by fingerprint and code.
  */
+import type { TokenStatus } from '../auth/token-policy.js';
 import type { TokenManager } from '../auth/token-manager.js';
 import type { Forwarder } from '../delivery/forwarder.js';
 import type { EventStream } from '../delivery/stream.js';
 import type { Journal } from '../journal/journal.js';
 import type { ReceiverServer } from '../receiver/server.js';
 import type { ReceiverResponse } from '../receiver/types.js';
+import { isoTime } from '../lib/clock.js';
 import type { DaemonMetrics } from './observability.js';
 import type { SyncScheduler } from './sync-scheduler.js';
 
@@ -31,13 +33,27 @@ const json = (status: number, value: unknown): ReceiverResponse => ({
   body: JSON.stringify(value),
 });
 
-const iso = (ms: number | undefined): string | null =>
-  ms === undefined || ms >= Number.MAX_SAFE_INTEGER ? null : new Date(ms).toISOString();
+
+/**
+ * A token status as JSON (snake_case, ISO times, null for none)
+ * for `/status` and `eventsubd token status --json`. Never the token.
+ */
+export function tokenStatusJson(s: TokenStatus): Record<string, unknown> {
+  return {
+    state: s.state,
+    origin: s.origin ?? null,
+    fingerprint: s.fingerprint ?? null,
+    obtained_at: isoTime(s.obtainedAt),
+    expires_at: isoTime(s.expiresAt),
+    validated_at: isoTime(s.validatedAt),
+    error: s.lastError ?? null,
+  };
+}
 
 export function daemonRoutes(s: RouteSources): Record<string, () => ReceiverResponse> {
   return {
     '/healthz': () => json(200, { ok: true }),
-    // Ready = can accept and journal deliveries. A token outage does not make it unready (SPEC.md).
+    // Ready = can accept and journal deliveries. A token outage does not make it unready: receiving needs no token.
     '/readyz': () => {
       const ready = !s.daemon.closing && s.journal.writable && s.receiver() !== undefined;
       return json(ready ? 200 : 503, { ready, journal_writable: s.journal.writable, closing: s.daemon.closing });
@@ -58,20 +74,13 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
   const j = s.journal.stats();
   const r = s.receiver()?.stats;
   return {
-    token: {
-      state: t.state,
-      origin: t.origin ?? null,
-      fingerprint: t.fingerprint ?? null,
-      expires_at: iso(t.expiresAt),
-      validated_at: iso(t.validatedAt),
-      error: t.lastError ? { code: t.lastError.code, message: t.lastError.message } : null,
-    },
+    token: tokenStatusJson(t),
     sync: last
       ? {
           managed: s.managed,
           reason: last.reason,
-          started_at: iso(last.startedAt),
-          finished_at: iso(last.finishedAt),
+          started_at: isoTime(last.startedAt),
+          finished_at: isoTime(last.finishedAt),
           result: last.result,
           counts: last.counts ?? null,
           applied: last.applied ?? null,
@@ -83,7 +92,7 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
     journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs, corrupt: j.corrupt },
     delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, reading: r.reading, requests: r.requests, too_slow: r.tooSlow } : null,
-    started_at: iso(s.daemon.startedAt),
+    started_at: isoTime(s.daemon.startedAt),
   };
 }
 

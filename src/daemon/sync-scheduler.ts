@@ -22,6 +22,7 @@ export interface SyncReport {
   counts?: Record<string, number>;
   applied?: { created: number; adopted: number; recreated: number; deleted: number; failed: number };
   blocked?: Array<{ id: string; type: string; status: string }>;
+  /** `current`: total_cost as this sync left it; `projected`: the plan's bound; `max`: max_total_cost. */
   cost?: { current: number; projected: number; max: number | undefined };
   error?: { code: string; message: string };
 }
@@ -67,9 +68,7 @@ export class SyncScheduler {
       this.#pending ??= reason;
       return this.#running;
     }
-    this.#running = this.#loop(reason).finally(() => {
-      this.#running = undefined;
-    });
+    this.#running = this.#loop(reason);
     return this.#running;
   }
 
@@ -87,26 +86,35 @@ export class SyncScheduler {
     await this.#running?.catch(() => {});
   }
 
+  /**
+   * Runs syncs until no request is pending. It clears `#running` in the same step as its last look at
+   * `#pending` (a `finally` inside, not a `.finally()` after): a request that comes in between would
+   * otherwise be recorded as pending after the last look, and be lost.
+   */
   async #loop(reason: string): Promise<void> {
-    let next: string | undefined = reason;
-    while (next !== undefined && !this.#closed) {
-      const report = await this.#runOnce(next);
-      next = this.#pending;
-      this.#pending = undefined;
-      if (report.result === 'error' && report.error && TRANSIENT.has(report.error.code) && next === undefined) {
-        this.#failures += 1;
-        const wait = backoffDelay(this.#failures, { baseMs: 1000, maxMs: 300_000, random: this.#o.random });
-        this.#o.logger.warn('Sync failed; retrying', { code: report.error.code, retry_in_ms: wait });
-        try {
-          await this.#o.clock.sleep(wait, this.#abort.signal);
-        } catch {
-          return;
-        }
-        next = this.#pending ?? 'retry';
+    try {
+      let next: string | undefined = reason;
+      while (next !== undefined && !this.#closed) {
+        const report = await this.#runOnce(next);
+        next = this.#pending;
         this.#pending = undefined;
-      } else if (report.result !== 'error') {
-        this.#failures = 0;
+        if (report.result === 'error' && report.error && TRANSIENT.has(report.error.code) && next === undefined) {
+          this.#failures += 1;
+          const wait = backoffDelay(this.#failures, { baseMs: 1000, maxMs: 300_000, random: this.#o.random });
+          this.#o.logger.warn('Sync failed; retrying', { code: report.error.code, retry_in_ms: wait });
+          try {
+            await this.#o.clock.sleep(wait, this.#abort.signal);
+          } catch {
+            return;
+          }
+          next = this.#pending ?? 'retry';
+          this.#pending = undefined;
+        } else if (report.result !== 'error') {
+          this.#failures = 0;
+        }
       }
+    } finally {
+      this.#running = undefined;
     }
   }
 
@@ -142,9 +150,9 @@ export class SyncScheduler {
           failed: r.failed.length,
         },
         blocked: outcome.plan.blocked.map((b) => ({ id: b.existing.id, type: b.existing.type, status: b.reason })),
-        cost: outcome.plan.cost,
+        cost: { ...outcome.plan.cost, current: outcome.after.totalCost },
       };
-      o.onSubscriptions?.(outcome.actual);
+      o.onSubscriptions?.(outcome.after.subscriptions);
       return this.#finish(report);
     } catch (err) {
       const e = toAppError(err);

@@ -1,6 +1,6 @@
 /**
  * The daemon's Twitch side: token manager, Helix client, the subscription sync and its cron schedule.
- * Receiving needs no token (SPEC.md "Processes and signals"), so the daemon imports this module only after
+ * Receiving needs no token (README.md "The daemon (`eventsubd run`)"), so the daemon imports this module only after
  * READY=1: start-up does not pay for undici or the wire schemas. The sync engine (and the YAML parser) is
  * loaded only when a subscriptions file is managed.
  */

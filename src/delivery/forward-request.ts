@@ -1,5 +1,5 @@
 /**
- * One forward attempt: the request a journal record becomes (SPEC "Delivery to the user's application")
+ * One forward attempt: the request a journal record becomes (README.md "Delivery to your application")
  * and its outcome, a 2xx or what went wrong. No retries here: the forwarder owns those.
  */
 import { request, type Dispatcher } from 'undici';
@@ -75,12 +75,4 @@ function errorCode(err: unknown): string {
   return 'NETWORK_ERROR';
 }
 
-/** The URL without credentials or query, for messages. */
-export function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
+

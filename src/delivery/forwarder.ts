@@ -1,5 +1,5 @@
 /**
- * HTTP forwarding of the journal, an outbox (SPEC "Delivery to the user's application"): every record is
+ * HTTP forwarding of the journal, an outbox (README.md "Delivery to your application"): every record is
  * POSTed to `EVENTSUBD_FORWARD_URL`, in seq order, until the target answers 2xx; anything else (another
  * status, a redirect, a network error, a timeout) is retried with capped exponential backoff and jitter,
  * forever. The forwarder only reads the journal, so a target that is down never slows the receiver.
@@ -16,12 +16,13 @@ import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
-import { backoffDelay } from '../lib/retry.js';
+import { backoffDelay, retry } from '../lib/retry.js';
 import type { CursorStore } from '../journal/cursor.js';
 import type { Journal } from '../journal/journal.js';
 import type { JournalRecord } from '../journal/types.js';
 import { CursorSaver } from './cursor-saver.js';
-import { postOnce, forwardRequest, safeUrl, type AttemptFailure, type ForwardTarget } from './forward-request.js';
+import { safeUrl } from '../lib/url.js';
+import { postOnce, forwardRequest, type AttemptFailure, type ForwardTarget } from './forward-request.js';
 
 export { verifyForwardSignature } from './signature.js';
 
@@ -38,7 +39,7 @@ export interface ForwarderOptions {
   dispatcher?: Dispatcher | undefined;
   /** Per request, measured on `clock`; a timeout is a failed attempt. Default 10 000 ms. */
   timeoutMs?: number | undefined;
-  /** Delay before retry n: full jitter in [cap/2, cap], cap = min(maxMs, baseMs * 2^(n-1)). Default 500 / 10 000 ms. */
+  /** Delay before retry n: equal jitter in [cap/2, cap], cap = min(maxMs, baseMs * 2^(n-1)). Default 500 / 10 000 ms. */
   backoff?: { baseMs: number; maxMs: number } | undefined;
   /** Records in flight at once. Default 1 (the only setting that keeps the order of arrival). */
   concurrency?: number | undefined;
@@ -222,26 +223,43 @@ export class Forwarder {
   /** POSTs one record until a 2xx (true) or until `signal` aborts (false). */
   async #deliver(record: JournalRecord, signal: AbortSignal): Promise<boolean> {
     const req = forwardRequest(record, this.#o.secret);
-    for (let attempt = 1; !signal.aborted; attempt++) {
-      this.#counts.attempts++;
-      const failure = await postOnce(this.#target, req, signal);
-      if (signal.aborted) return false;
-      if (!failure) {
-        this.#counts.delivered++;
-        if (attempt > 1) this.#logger.info('Forwarded a journal record after retries', { seq: record.seq, attempts: attempt });
-        return true;
-      }
-      this.#counts.failures++;
-      this.#lastError = { ...failure, at: new Date(this.#o.clock.now()).toISOString() };
-      // One warning per record that starts failing; the retries of a long outage go to debug.
-      this.#logger[attempt === 1 ? 'warn' : 'debug']('Cannot forward a journal record; retrying with backoff', { seq: record.seq, attempt, ...failure });
-      await this.#sleep(backoffDelay(attempt, this.#backoff), signal);
+    try {
+      await retry(
+        async (attempt) => {
+          this.#counts.attempts++;
+          const failure = await postOnce(this.#target, req, signal);
+          if (failure) throw new PostFailed(failure);
+          this.#counts.delivered++;
+          if (attempt > 1) this.#logger.info('Forwarded a journal record after retries', { seq: record.seq, attempts: attempt });
+        },
+        {
+          clock: this.#o.clock,
+          signal,
+          backoff: this.#backoff,
+          onRetry: (err, attempt) => {
+            const failure = (err as PostFailed).failure;
+            this.#counts.failures++;
+            this.#lastError = { ...failure, at: new Date(this.#o.clock.now()).toISOString() };
+            // One warning per record that starts failing; the retries of a long outage go to debug.
+            this.#logger[attempt === 1 ? 'warn' : 'debug']('Cannot forward a journal record; retrying with backoff', { seq: record.seq, attempt, ...failure });
+          },
+        },
+      );
+      return true;
+    } catch {
+      return false; // aborted: sent again after a restart
     }
-    return false;
   }
 
   async #sleep(ms: number, signal: AbortSignal): Promise<void> {
     await this.#o.clock.sleep(ms, signal).catch(() => undefined);
+  }
+}
+
+/** A failed POST, thrown for `retry` to see. */
+class PostFailed extends Error {
+  constructor(readonly failure: AttemptFailure) {
+    super('The forward POST failed');
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * The forward signature (SPEC "Delivery to the user's application"): `Eventsubd-Signature: sha256=<hex>`,
+ * The forward signature (README.md "Delivery to your application"): `Eventsubd-Signature: sha256=<hex>`,
  * the HMAC-SHA256 of the raw request body keyed with `EVENTSUBD_FORWARD_SECRET`. Unlike Twitch's signature
  * it covers the body only: the body already carries the seq and the message id.
  */

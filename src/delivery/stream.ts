@@ -1,5 +1,5 @@
 /**
- * The local WebSocket stream of the journal (SPEC "Delivery to the user's application"):
+ * The local WebSocket stream of the journal (README.md "Delivery to your application"):
  * `ws://EVENTSUBD_LISTEN/events`, one text frame per journal record (the record's JSON, `seq` first).
  *
  * - `?since=SEQ` replays every record after SEQ, then continues live with no gap and no duplicate (one
@@ -14,7 +14,7 @@
  *   until they fall to half of that. If they do not within `drainTimeoutMs`, it is closed with code
  *   4008 and reason `consumer too slow; reconnect with ?since=<last seq sent>`; a client that reads up to
  *   the close frame has received exactly that seq. So a stuck client costs at most `maxBufferedBytes` plus
- *   one record, plus one journal read batch (256 records).
+ *   one record, plus one journal read batch (at most 256 records or about 256 KiB).
  * - Keepalive: a ping every `pingIntervalMs`; a client that has not answered the previous one is terminated.
  * - Close codes: 4008 too slow, 1001 daemon shutting down or journal closed, 1011 journal unreadable.
  *   Frames from clients are ignored (one over 4 KiB closes with 1009). More than `maxClients` at once get HTTP 503.
@@ -136,6 +136,7 @@ export class EventStream {
       await Promise.race([Promise.all(closed), timeout]);
       grace.abort();
       this.destroy();
+      await this.#heartbeat;
       await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     })();
     return this.#closing;

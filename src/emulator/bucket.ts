@@ -1,5 +1,6 @@
 /**
- * Helix's token bucket (contract 4): `limit` points, refilled continuously at `limit` per `windowMs`.
+ * Helix's token bucket (https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits): `limit` points, refilled
+ * continuously at `limit` per `windowMs`.
  * Each request takes one point. A refused request (empty bucket) takes nothing: Twitch does not document
  * whether a 429 costs a point, and not charging it keeps a client that waits until `Ratelimit-Reset` whole.
  */

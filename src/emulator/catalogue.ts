@@ -1,6 +1,7 @@
 /**
- * The subscription types the emulator accepts, with their versions and condition fields (contract
- * section 9). A type+version outside this list is "invalid type and version combination" (contract 5.2).
+ * The subscription types the emulator accepts, with their versions and condition fields
+ * (https://dev.twitch.tv/docs/eventsub/eventsub-subscription-types/). A type+version outside this list is
+ * "invalid type and version combination" (a 400 of https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription).
  */
 
 export interface CatalogueEntry {
@@ -12,7 +13,7 @@ export interface CatalogueEntry {
   optional: readonly string[];
   /** Exactly one of these must be set (channel.raid: from or to). */
   exactlyOneOf: readonly string[];
-  /** The type needs a user's authorization (a scope): its cost is 0 (contract 5.6). */
+  /** The type needs a user's authorization (a scope): its cost is 0 (https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits). */
   requiresAuth: boolean;
   /** A condition field that must equal the token's client ID (e.g. `client_id` of user.authorization.*). */
   clientIdField: string | undefined;

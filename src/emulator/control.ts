@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { FaultSchema } from './faults.js';
 import { helixError, parseJson, type Reply, type Req } from './http.js';
-import type { Emulator, Fault } from './types.js';
+import type { Emulator } from './types.js';
 
 const UserTokenBody = z.object({
   client_id: z.string().min(1).optional(),
@@ -36,7 +36,7 @@ export function handleControl(emulator: Emulator, req: Req): Reply {
       }, 409);
     case 'POST /_emulator/faults':
       return withBody(req, FaultSchema, (fault) => {
-        emulator.injectFault(fault as Fault);
+        emulator.injectFault(fault);
         return NO_CONTENT;
       });
     case 'DELETE /_emulator/faults':

@@ -1,8 +1,10 @@
 /**
- * Sends one EventSub webhook message the way Twitch does (contract 7.1, 7.2, 7.7): JSON body, the
+ * Sends one EventSub webhook message the way Twitch does
+ * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#list-of-request-headers, #verifying-the-event-message): JSON body, the
  * `Twitch-Eventsub-*` headers, an HMAC signature over id + timestamp + raw body. Used by the emulator's
  * verification and by `eventsubd trigger`.
  */
+import { safeUrl } from '../lib/url.js';
 import { request, type Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { AbortedError, AppError } from '../lib/errors.js';
@@ -12,7 +14,11 @@ import type { WireSubscription } from './types.js';
 
 export type WebhookMessageType = 'notification' | 'webhook_callback_verification' | 'revocation';
 
-/** Twitch's client gives up after about 10 s (twitch-cli uses 10 s; contract 7.5). */
+/**
+ * How long a delivery may take. Twitch documents only that a slow answer times out after "a few seconds"
+ * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/); twitch-cli's client uses 10 s
+ * (internal/events/trigger/forward_event.go), and so does this one.
+ */
 export const DELIVERY_TIMEOUT_MS = 10_000;
 
 export interface DeliverOptions {
@@ -104,12 +110,4 @@ function buildBody(options: DeliverOptions): { body: string; challenge?: string 
   }
 }
 
-/** The URL without query or credentials, for messages. */
-function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.origin}${u.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
-}
+

@@ -27,7 +27,7 @@ export class FaultQueue {
   add(fault: Fault): void {
     const parsed = FaultSchema.safeParse(fault);
     if (!parsed.success) throw new Error(`Invalid fault: ${parsed.error.issues[0]?.message ?? 'unknown'}`);
-    this.#queue.push({ fault: parsed.data as Fault, left: parsed.data.times ?? 1 });
+    this.#queue.push({ fault: parsed.data, left: parsed.data.times ?? 1 });
   }
 
   clear(): void {

@@ -1,4 +1,7 @@
-/** `POST /helix/eventsub/subscriptions` (contract 5.1, 5.2, 5.6). */
+/**
+ * `POST /helix/eventsub/subscriptions` (https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription,
+ * https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits).
+ */
 import { lookupType, type CatalogueEntry } from './catalogue.js';
 import type { HelixDeps } from './helix.js';
 import { helixError, isRecord, parseJson, type Reply, type Req } from './http.js';
@@ -7,7 +10,11 @@ import type { StoredSubscription, TokenRecord } from './state.js';
 import { twinKeyOf } from './sub-index.js';
 import type { WireSubscription } from './types.js';
 
-/** Most subscriptions with the same type, version and condition (contract 5.6, RFC 0014). */
+/**
+ * Most subscriptions with the same type, version and condition: Twitch's docs say type and condition
+ * (https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits), RFC 0014 adds the version
+ * (https://discuss.dev.twitch.tv/t/rfc-0014-eventsub-subscription-limit-changes/30312).
+ */
 export const MAX_PER_CONDITION = 3;
 
 /**
@@ -58,7 +65,7 @@ function store(deps: HelixDeps, clientId: string, checked: Checked): Reply {
   const cost = costOf(deps, clientId, entry, condition);
   const before = deps.state.totals(clientId);
   const totalCost = before.totalCost + cost;
-  // Assumption: the contract gives no answer for going over max_total_cost; 403 with this message is ours.
+  // Assumption: Twitch's docs give no answer for going over max_total_cost; 403 with this message is ours.
   if (totalCost > deps.maxTotalCost) return helixError(403, 'subscription cost exceeds max total cost');
 
   const wire: WireSubscription = {
@@ -114,7 +121,7 @@ function checkWebhook(transport: Record<string, unknown>): { callback: string; s
   }
   // WHATWG URL drops the default port, so an explicit ":443" also leaves `port` empty.
   if (url.protocol !== 'https:' || url.port !== '') return 'invalid transport callback: must be https on port 443';
-  if (typeof secret !== 'string' || !/^[\x00-\x7f]{10,100}$/.test(secret)) {
+  if (typeof secret !== 'string' || !/^\p{ASCII}{10,100}$/u.test(secret)) {
     return 'invalid transport secret: must be 10 to 100 ASCII characters';
   }
   return { callback, secret };

@@ -1,4 +1,7 @@
-/** `GET` and `DELETE /helix/eventsub/subscriptions` (contract 5.3, 5.4). */
+/**
+ * `GET` and `DELETE /helix/eventsub/subscriptions` (https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions,
+ * https://dev.twitch.tv/docs/api/reference/#delete-eventsub-subscription).
+ */
 import { KNOWN_STATUSES } from '../twitch/wire.js';
 import { isKnownType } from './catalogue.js';
 import type { HelixDeps } from './helix.js';
@@ -7,7 +10,7 @@ import type { TokenRecord } from './state.js';
 
 const FILTERS = ['status', 'type', 'user_id', 'subscription_id'] as const;
 
-/** `max_total_cost` of a user token (websocket), contract 5.6. */
+/** `max_total_cost` of a user token (websocket), https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits. */
 const WEBSOCKET_MAX_TOTAL_COST = 10;
 
 /**

@@ -1,6 +1,7 @@
 /**
- * Helix's front door for `/helix/eventsub/subscriptions` (contract 4): bearer auth, Client-Id match, the
- * per-client token bucket, and `Ratelimit-*` headers on every answer, errors included.
+ * Helix's front door for `/helix/eventsub/subscriptions`: bearer auth, Client-Id match (the 401 causes of
+ * https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription), the per-client token bucket, and
+ * `Ratelimit-*` headers on every answer, errors included (https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits).
  */
 import type { Clock } from '../lib/clock.js';
 import type { Buckets, RateHeaders } from './bucket.js';
@@ -60,7 +61,7 @@ function route(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
   }
 }
 
-/** The caller's valid token, or the 401 Twitch gives (contract 4: messages observed in the wild). */
+/** The caller's valid token, or the 401 Twitch gives (its messages are observed in the wild, not documented). */
 function authenticate(deps: HelixDeps, req: Req): TokenRecord | Reply {
   const auth = authorization(req);
   if (!auth || auth.scheme !== 'bearer') return helixError(401, 'OAuth token is missing');
@@ -70,7 +71,10 @@ function authenticate(deps: HelixDeps, req: Req): TokenRecord | Reply {
   return token;
 }
 
-/** Separate buckets for app requests (per client) and user requests (per client and user), contract 4. */
+/**
+ * Separate buckets for app requests (per client) and user requests (per client and user),
+ * https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits.
+ */
 function bucketKey(token: TokenRecord): string {
   return token.kind === 'app' ? `app:${token.clientId}` : `user:${token.clientId}:${token.userId ?? ''}`;
 }

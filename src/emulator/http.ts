@@ -26,12 +26,12 @@ export interface Reply {
   after?: () => void;
 }
 
-/** id.twitch.tv errors: `{status, message}` without `error` (contract 1). */
+/** id.twitch.tv errors: `{status, message}` without `error` (as in https://dev.twitch.tv/docs/authentication/revoke-tokens/). */
 export function oauthError(status: number, message: string): Reply {
   return { status, json: { status, message } };
 }
 
-/** Helix errors: `{error, status, message}` (contract 4). */
+/** Helix errors: `{error, status, message}`, the shape Helix answers with (observed; Twitch documents the statuses). */
 export function helixError(status: number, message: string): Reply {
   return { status, json: { error: STATUS_CODES[status] ?? 'Error', status, message } };
 }

@@ -17,7 +17,8 @@ export function randomId(): string {
 
 /**
  * RFC 3339 UTC with nanosecond precision, as in `created_at` and `Twitch-Eventsub-Message-Timestamp`
- * (contract 7.1): the clock gives milliseconds, the six digits below them are random.
+ * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#list-of-request-headers): the clock gives
+ * milliseconds, the six digits below them are random.
  */
 export function rfc3339Nano(epochMs: number): string {
   const iso = new Date(epochMs).toISOString();

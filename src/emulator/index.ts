@@ -1,7 +1,10 @@
 /**
  * A local Twitch for the demo, `eventsubd emulate` and the integration tests: id.twitch.tv's OAuth
  * endpoints, Helix `eventsub/subscriptions` with its limits, and webhook callback verification, faithful
- * to twitch-contract.md sections 1-5, 7 and 10.1. Faults can be scripted; counters are kept.
+ * to Twitch's documentation (https://dev.twitch.tv/docs/authentication/, https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits,
+ * https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription and its neighbours,
+ * https://dev.twitch.tv/docs/eventsub/handling-webhook-events/) and to twitch-cli's mock paths. Faults can be
+ * scripted; counters are kept.
  */
 export { startEmulator } from './server.js';
 export { deliverWebhook, DELIVERY_TIMEOUT_MS } from './deliver.js';

@@ -1,6 +1,9 @@
 /**
- * id.twitch.tv: client-credentials grant, validate and revoke (contract sections 1-3), plus twitch-cli's
- * `/auth/token` and `/auth/validate` aliases (contract 10.1, resolved before these handlers run).
+ * id.twitch.tv: client-credentials grant, validate and revoke
+ * (https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow,
+ * https://dev.twitch.tv/docs/authentication/validate-tokens/, https://dev.twitch.tv/docs/authentication/revoke-tokens/),
+ * plus twitch-cli's `/auth/token` and `/auth/validate` aliases (its mock-api "auth namespace",
+ * https://github.com/twitchdev/twitch-cli/blob/main/docs/mock-api.md#auth-namespace; resolved before these handlers run).
  */
 import { authorization, formParams, oauthError, type Reply, type Req } from './http.js';
 import type { EmulatorState } from './state.js';
@@ -14,8 +17,10 @@ export interface OAuthDeps {
 
 /**
  * `POST /oauth2/token`. Parameters come from the query string or a form body; HTTP Basic is not read
- * (contract 1, so Basic-only credentials get "missing client id"). Check order — an assumption, Twitch
- * documents only the messages: id missing, secret missing, id unknown, secret wrong, grant type.
+ * (Twitch documents form parameters only, https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow;
+ * Basic-only credentials get "missing client id", as observed). Check order — an assumption; the messages are
+ * the ones observed from Twitch (it does not document them): id missing, secret missing, id unknown, secret wrong,
+ * grant type (that last text is a guess).
  */
 export function mintToken(deps: OAuthDeps, req: Req): Reply {
   const params = formParams(req);
@@ -60,7 +65,10 @@ export function validateToken(deps: OAuthDeps, req: Req): Reply {
   };
 }
 
-/** `POST /oauth2/revoke` with `client_id` and `token` in a form body or the query (contract 3). */
+/**
+ * `POST /oauth2/revoke` with `client_id` and `token` in a form body or the query
+ * (https://dev.twitch.tv/docs/authentication/revoke-tokens/).
+ */
 export function revokeToken(deps: OAuthDeps, req: Req): Reply {
   const params = formParams(req);
   const clientId = params.get('client_id');

@@ -19,7 +19,10 @@ import { Verifier } from './verify.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
-/** twitch-cli's mock paths and twurple's mock-mode path, mapped to Twitch's (contract 10.1). */
+/**
+ * twitch-cli's mock paths (https://github.com/twitchdev/twitch-cli/blob/main/docs/mock-api.md#auth-namespace) and
+ * twurple's mock-mode path (`TWURPLE_MOCK_API_PORT`), mapped to Twitch's.
+ */
 const ALIASES: Readonly<Record<string, string>> = {
   '/auth/token': '/oauth2/token',
   '/auth/validate': '/oauth2/validate',

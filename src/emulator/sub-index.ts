@@ -21,7 +21,7 @@ export interface StoredSubscription {
 /** Statuses that make a subscription "live": it conflicts (409), counts toward the limits and the cost. */
 export const LIVE_STATUSES: ReadonlySet<string> = new Set(['enabled', 'webhook_callback_verification_pending']);
 
-/** The list filters of contract 5.3 (mutually exclusive). */
+/** The list filters of https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions (mutually exclusive). */
 export type SubscriptionFilter = IndexedFilter | { name: 'subscription_id'; value: string };
 
 /** The filters answered by a per-client index; `subscription_id` is answered by the state's id map. */

@@ -1,5 +1,6 @@
 /**
- * The webhook callback verification that follows a 202 (contract 5.1, 7.4): exactly status 200 with the
+ * The webhook callback verification that follows a 202
+ * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request): exactly status 200 with the
  * raw challenge as body enables the subscription; anything else fails it.
  */
 import type { Dispatcher } from 'undici';

@@ -1,5 +1,5 @@
 /**
- * A named consumer's position in the journal (SPEC "Delivery to the user's application"), persisted as
+ * A named consumer's position in the journal (README.md "Delivery to your application"), persisted as
  * `STATE_DIR/cursors/<name>.json` = `{"seq":N}`: mode 0600 in a 0700 directory, replaced atomically
  * (temp file, fsync, rename, fsync of the directory) so that a crash leaves the old or the new value.
  */

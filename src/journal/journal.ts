@@ -1,8 +1,8 @@
 /**
- * The durable journal (SPEC "The journal"): append-only JSON Lines segments under `STATE_DIR/journal`,
+ * The durable journal (README.md "The journal"): append-only JSON Lines segments under `STATE_DIR/journal`,
  * one line per accepted notification or revocation, `seq` first and dense from 1. `append()` resolves only
- * after an fdatasync covers the line (group commit: one fdatasync per batch of concurrent appends), so the
- * receiver may answer Twitch 2xx as soon as it resolves.
+ * after an fdatasync covers the line (durability `group`, the default: one fdatasync per batch of concurrent
+ * appends; `each`: one per append), so the receiver may answer Twitch 2xx as soon as it resolves.
  *
  * One process writes a journal at a time (the daemon holds the state directory); other processes open it
  * with `readOnly: true`.
@@ -10,7 +10,7 @@
 import { AbortedError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { receivedAtMs } from './format.js';
-import { LatencyHistogram } from './latency-histogram.js';
+import { Histogram } from '../lib/metrics.js';
 import { Quarantine } from './quarantine.js';
 import { readRecords, type ReadPosition } from './reader.js';
 import { recoverSegments, refreshSegments, type RecoverOptions } from './recovery.js';
@@ -28,6 +28,8 @@ import {
 import { PIPELINE_DEPTH, SegmentWriter } from './writer.js';
 
 const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
+/** fdatasync latency buckets, ms: from a fast NVMe to a struggling network disk. */
+const FSYNC_BOUNDS_MS: readonly number[] = Object.freeze([0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]);
 const DEFAULT_READ_LIMIT = 1000;
 /** A follower (forwarder, stream client) holds at most one batch: this many records, or about this many bytes. */
 const FOLLOW_BATCH = 256;
@@ -43,7 +45,7 @@ export class Journal {
   readonly #logger: Logger;
   readonly #set: SegmentSet;
   readonly #writer: SegmentWriter | undefined;
-  readonly #histogram: LatencyHistogram;
+  readonly #histogram: Histogram;
   readonly #quarantine: Quarantine;
   readonly #waiters = new Set<() => void>();
   #refreshing: Promise<void> | undefined;
@@ -55,7 +57,7 @@ export class Journal {
     this.#fs = fs;
     this.#logger = options.logger ?? silentLogger;
     this.#set = set;
-    this.#histogram = new LatencyHistogram();
+    this.#histogram = new Histogram(FSYNC_BOUNDS_MS);
     this.#writer = options.readOnly
       ? undefined
       : new SegmentWriter({

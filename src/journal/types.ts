@@ -1,5 +1,5 @@
 /**
- * The journal's public types (SPEC "The journal"), its error, and the file-system seam that tests use to
+ * The journal's public types (README.md "The journal"), its error, and the file-system seam that tests use to
  * inject faults (a failing write or fdatasync, a directory that refuses new segments).
  */
 import { constants } from 'node:fs';
@@ -7,6 +7,7 @@ import * as fsp from 'node:fs/promises';
 import type { Clock } from '../lib/clock.js';
 import { AppError, type AppErrorOptions } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import type { HistogramSnapshot } from '../lib/metrics.js';
 import { NOFOLLOW } from '../lib/state-dir.js';
 
 /** Opening a segment never follows a symbolic link (ELOOP): the state directory is not trusted that far. */
@@ -100,13 +101,6 @@ export interface JournalOptions {
   monotonicNow?: () => number;
 }
 
-/** Cumulative fsync latency histogram (Prometheus style): `counts[i]` fsyncs took at most `boundsMs[i]`. */
-export interface FsyncHistogram {
-  boundsMs: readonly number[];
-  counts: number[];
-  count: number;
-  sumMs: number;
-}
 
 export interface JournalStats {
   /** Records written and fsynced since open. */
@@ -117,7 +111,8 @@ export interface JournalStats {
   failures: number;
   /** Duration of the latest fdatasync, ms. */
   lastFsyncMs: number;
-  fsyncHistogram: FsyncHistogram;
+  /** fdatasync latencies in ms. */
+  fsyncHistogram: HistogramSnapshot;
   /** Bytes in retained segments. */
   bytes: number;
   /** Number of retained segment files. */

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { formatLine, receivedAtMs, segmentName, serializeEntry, toRecord } from './format.js';
-import type { LatencyHistogram } from './latency-histogram.js';
+import type { Histogram } from '../lib/metrics.js';
 import { syncDir, writeAll } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
 import { errMessage, JournalError, OPEN_REPLACE, OPEN_WRITE, type JournalEntry, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
@@ -38,7 +38,7 @@ export interface WriterOptions {
   maxBatchEntries: number;
   /** Batches whose fdatasync may overlap: PIPELINE_DEPTH, or 1 for durability 'each'. */
   pipelineDepth: number;
-  histogram: LatencyHistogram;
+  histogram: Histogram;
   monotonicNow: () => number;
   /** Paces the probe that clears `failing` once the directory takes writes again (see PROBE_INTERVAL_MS). */
   clock: Clock;

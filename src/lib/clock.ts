@@ -42,3 +42,28 @@ export const systemClock: Clock = Object.freeze({
   now: () => Date.now(),
   sleep: sleepClamped,
 });
+
+/**
+ * Waits for `work` to settle, but no longer than `ms` on `clock`: resolves 'done' when it settled (whether
+ * it resolved or rejected) and 'late' when the time ran out first (the work itself goes on).
+ */
+export async function settleWithin(work: Promise<unknown>, ms: number, clock: Clock): Promise<'done' | 'late'> {
+  const timer = new AbortController();
+  const late = clock.sleep(ms, timer.signal).then(
+    () => 'late' as const,
+    () => 'done' as const,
+  );
+  try {
+    return await Promise.race([work.then(
+      () => 'done' as const,
+      () => 'done' as const,
+    ), late]);
+  } finally {
+    timer.abort();
+  }
+}
+
+/** ISO 8601 (UTC, ms) of an epoch-ms time; null for none and for "never" (Number.MAX_SAFE_INTEGER and above). */
+export function isoTime(ms: number | undefined): string | null {
+  return ms === undefined || ms >= Number.MAX_SAFE_INTEGER ? null : new Date(ms).toISOString();
+}

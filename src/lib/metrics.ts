@@ -1,16 +1,14 @@
 /**
- * A small Prometheus registry: counters, gauges and histograms with labels, rendered in the text
- * exposition format (version 0.0.4). No secret is ever a label value: callers pass codes and statuses only.
+ * A small Prometheus registry: counters, gauges and histograms with labels, rendered in the text exposition
+ * format (version 0.0.4, https://prometheus.io/docs/instrumenting/exposition_formats/). Names follow
+ * Prometheus' conventions (https://prometheus.io/docs/practices/naming/): a counter's name ends in `_total`,
+ * nothing else's does; the registry refuses a family that breaks them. No secret is ever a label value:
+ * callers pass codes and statuses only.
  */
 
 type Labels = Readonly<Record<string, string>>;
 
-interface Family {
-  name: string;
-  help: string;
-  type: 'counter' | 'gauge' | 'histogram';
-  render(): string[];
-}
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 function labelKey(labels: Labels): string {
   const keys = Object.keys(labels).sort();
@@ -22,86 +20,114 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export class Counter implements Family {
-  readonly type = 'counter' as const;
-  readonly #values = new Map<string, number>();
-  constructor(readonly name: string, readonly help: string) {}
-  inc(labels: Labels = {}, by = 1): void {
-    const k = labelKey(labels);
-    this.#values.set(k, (this.#values.get(k) ?? 0) + by);
+function formatValue(v: number): string {
+  return Number.isFinite(v) ? String(v) : Number.isNaN(v) ? 'NaN' : v > 0 ? '+Inf' : '-Inf';
+}
+
+/** Labelled values of one family, filled by callers or, on each scrape, by a collector. */
+abstract class Series {
+  abstract readonly type: 'counter' | 'gauge';
+  protected readonly values = new Map<string, number>();
+  protected collector: (() => void) | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  get(labels: Labels = {}): number | undefined {
+    return this.values.get(labelKey(labels));
   }
-  get(labels: Labels = {}): number {
-    return this.#values.get(labelKey(labels)) ?? 0;
-  }
+
   render(): string[] {
-    return [...this.#values].map(([k, v]) => `${this.name}${k} ${v}`);
+    this.collector?.();
+    return [...this.values].map(([k, v]) => `${this.name}${k} ${formatValue(v)}`);
   }
 }
 
-export class Gauge implements Family {
+/** Only goes up. A collector may `set` it from a total another component keeps (it must not go down). */
+export class Counter extends Series {
+  readonly type = 'counter' as const;
+  constructor(name: string, help: string, collect?: (c: Counter) => void) {
+    super(name, help);
+    this.collector = collect && (() => collect(this));
+  }
+  inc(labels: Labels = {}, by = 1): void {
+    const k = labelKey(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+  /** For collectors: the total as another component counts it. */
+  set(value: number, labels: Labels = {}): void {
+    this.values.set(labelKey(labels), value);
+  }
+}
+
+export class Gauge extends Series {
   readonly type = 'gauge' as const;
-  readonly #values = new Map<string, number>();
-  #collect: (() => void) | undefined;
-  constructor(readonly name: string, readonly help: string, collect?: (g: Gauge) => void) {
-    this.#collect = collect ? () => collect(this) : undefined;
+  constructor(name: string, help: string, collect?: (g: Gauge) => void) {
+    super(name, help);
+    this.collector = collect && (() => collect(this));
   }
   set(value: number, labels: Labels = {}): void {
-    this.#values.set(labelKey(labels), value);
+    this.values.set(labelKey(labels), value);
   }
   /** Drops every labelled value (before a collector sets the current ones). */
   reset(): void {
-    this.#values.clear();
-  }
-  get(labels: Labels = {}): number | undefined {
-    return this.#values.get(labelKey(labels));
-  }
-  render(): string[] {
-    this.#collect?.();
-    return [...this.#values].map(([k, v]) => `${this.name}${k} ${Number.isFinite(v) ? v : 'NaN'}`);
+    this.values.clear();
   }
 }
 
-export class Histogram implements Family {
-  readonly type = 'histogram' as const;
-  readonly #counts: number[];
-  #sum = 0;
-  #count = 0;
-  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {
-    this.#counts = buckets.map(() => 0);
-  }
-  observe(value: number): void {
-    this.#sum += value;
-    this.#count += 1;
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) this.#counts[i]! += 1;
-  }
-  render(): string[] {
-    return [
-      ...this.buckets.map((b, i) => `${this.name}_bucket{le="${b}"} ${this.#counts[i]}`),
-      `${this.name}_bucket{le="+Inf"} ${this.#count}`,
-      `${this.name}_sum ${this.#sum}`,
-      `${this.name}_count ${this.#count}`,
-    ];
-  }
-}
-
-/** A histogram whose buckets are kept elsewhere (cumulative counts by upper bound), rendered on scrape. */
+/** Cumulative counts by upper bound, as Prometheus renders them: `counts[i]` observations were ≤ `bounds[i]`. */
 export interface HistogramSnapshot {
   bounds: readonly number[];
-  /** Cumulative: counts[i] = observations <= bounds[i]. */
   counts: readonly number[];
   count: number;
   sum: number;
 }
 
-class CollectedHistogram implements Family {
+/** A latency (or size) histogram with fixed upper bounds, kept by the component that observes. */
+export class Histogram {
+  readonly #bounds: readonly number[];
+  readonly #counts: number[];
+  #count = 0;
+  #sum = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.#bounds = bounds;
+    this.#counts = bounds.map(() => 0);
+  }
+
+  observe(value: number): void {
+    this.#count += 1;
+    this.#sum += value;
+    for (let i = 0; i < this.#bounds.length; i++) if (value <= this.#bounds[i]!) this.#counts[i]! += 1;
+  }
+
+  snapshot(): HistogramSnapshot {
+    return { bounds: this.#bounds, counts: [...this.#counts], count: this.#count, sum: this.#sum };
+  }
+}
+
+interface Family {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  render(): string[];
+}
+
+class HistogramFamily implements Family {
   readonly type = 'histogram' as const;
-  constructor(readonly name: string, readonly help: string, readonly collect: () => HistogramSnapshot) {}
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly collect: () => HistogramSnapshot,
+  ) {}
   render(): string[] {
     const h = this.collect();
     return [
-      ...h.bounds.map((b, i) => `${this.name}_bucket{le="${b}"} ${h.counts[i] ?? 0}`),
+      ...h.bounds.map((b, i) => `${this.name}_bucket{le="${formatValue(b)}"} ${h.counts[i] ?? 0}`),
       `${this.name}_bucket{le="+Inf"} ${h.count}`,
-      `${this.name}_sum ${h.sum}`,
+      `${this.name}_sum ${formatValue(h.sum)}`,
       `${this.name}_count ${h.count}`,
     ];
   }
@@ -110,31 +136,36 @@ class CollectedHistogram implements Family {
 export class Registry {
   readonly #families: Family[] = [];
 
-  counter(name: string, help: string): Counter {
-    return this.#add(new Counter(name, help));
+  /** @throws Error when `name` does not end in `_total`, or is taken or malformed. */
+  counter(name: string, help: string, collect?: (c: Counter) => void): Counter {
+    return this.#add(new Counter(name, help, collect));
   }
+
+  /** @throws Error when `name` ends in `_total`, or is taken or malformed. */
   gauge(name: string, help: string, collect?: (g: Gauge) => void): Gauge {
     return this.#add(new Gauge(name, help, collect));
   }
-  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
-    return this.#add(new Histogram(name, help, buckets));
-  }
 
-  /** A histogram read from another component's counters at scrape time. */
-  collectedHistogram(name: string, help: string, collect: () => HistogramSnapshot): void {
-    this.#add(new CollectedHistogram(name, help, collect));
+  /** A histogram read at scrape time from the component that keeps it. @throws Error as `gauge`. */
+  histogram(name: string, help: string, collect: () => HistogramSnapshot): void {
+    this.#add(new HistogramFamily(name, help, collect));
   }
 
   /** The text exposition format. */
   render(): string {
     const lines: string[] = [];
     for (const f of this.#families) {
-      lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.render());
+      lines.push(`# HELP ${f.name} ${f.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${f.name} ${f.type}`, ...f.render());
     }
     return lines.join('\n') + '\n';
   }
 
   #add<T extends Family>(f: T): T {
+    if (!NAME.test(f.name)) throw new Error(`Metric name '${f.name}' is not a Prometheus name`);
+    if (this.#families.some((g) => g.name === f.name)) throw new Error(`Metric '${f.name}' is registered twice`);
+    if ((f.type === 'counter') !== f.name.endsWith('_total')) {
+      throw new Error(`Metric '${f.name}' is a ${f.type}: only a counter's name ends in _total`);
+    }
     this.#families.push(f);
     return f;
   }

@@ -1,7 +1,7 @@
 /**
  * The webhook handler: a pure function from a fully read request to a response (no sockets, no node:http).
- * The verification is strict and well ordered (lessons-from-peers, "What none of them has" 6): path → method
- * → closing → required headers → signature shape → HMAC with every secret → JSON → timestamp window →
+ * The verification is strict and well ordered, so that nothing is parsed before the HMAC over the raw bytes
+ * passes: path → method → closing → required headers → signature shape → HMAC with every secret → JSON → timestamp window →
  * message type. A notification is answered 2xx only once the journal has it on disk.
  */
 import type { Clock } from '../lib/clock.js';
@@ -28,7 +28,7 @@ import type {
 
 /**
  * Twitch's replay window, applied on both sides of our clock: a message more than 10 minutes old is refused
- * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#guarding-against-replay-attacks).
+ * (https://dev.twitch.tv/docs/eventsub/#guarding-against-replay-attacks).
  */
 export const DEFAULT_REPLAY_WINDOW_MS = 10 * 60_000;
 
@@ -146,7 +146,8 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
 
   function challenge(body: Extract<ParsedBody, { type: 'webhook_callback_verification' }>): Result {
     notify(() => deps.onVerification?.(body.subscription, body.conduitShard), 'onVerification');
-    // The raw challenge, no JSON quoting, text/plain (contract 7.4).
+    // The raw challenge, no JSON quoting, text/plain
+    // (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request).
     return { outcome: 'challenge', response: { status: 200, headers: { 'Content-Type': 'text/plain' }, body: body.challenge } };
   }
 

@@ -1,5 +1,6 @@
 /**
- * Pure parsing of a webhook delivery (twitch-contract.md 7.1, 7.7, 6.4): the required headers, the JSON
+ * Pure parsing of a webhook delivery (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#list-of-request-headers;
+ * a conduit shard's challenge: https://dev.twitch.tv/docs/eventsub/handling-conduit-events/): the required headers, the JSON
  * body by message type, and the RFC 3339 timestamp.
  */
 import { isUtf8 } from 'node:buffer';

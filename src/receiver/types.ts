@@ -10,7 +10,7 @@ export interface ReceiverRequest {
   path: string;
   /** A header sent more than once is an array (the adapter uses `headersDistinct`). */
   headers: Record<string, string | string[] | undefined>;
-  /** The raw body bytes, never re-serialised: the HMAC is over them (contract 7.2). */
+  /** The raw body bytes, never re-serialised: the HMAC is over them (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message). */
   body: Buffer;
 }
 
@@ -30,7 +30,7 @@ export interface ReceivedSubscription {
   status?: string;
 }
 
-/** One accepted notification or revocation, as handed to the journal (SPEC "The journal"). */
+/** One accepted notification or revocation, as handed to the journal (README.md "The journal"). */
 export interface JournalEntry {
   message_id: string;
   message_type: 'notification' | 'revocation';
@@ -47,7 +47,7 @@ export interface JournalSink {
   append(entry: JournalEntry): Promise<{ seq: number }>;
 }
 
-/** The `conduit_shard` of a conduit webhook shard's challenge (contract 6.4). */
+/** The `conduit_shard` of a conduit webhook shard's challenge (https://dev.twitch.tv/docs/eventsub/handling-conduit-events/). */
 export interface ConduitShardRef {
   conduit_id: string;
   shard: string;

@@ -1,6 +1,7 @@
 /**
  * Carries out a SyncPlan against Helix: every delete first (duplicates, pruned, and the delete half of
- * each recreate: that frees cost and the 3-per-type-and-condition slots, twitch-contract 5.6), then every
+ * each recreate: that frees cost and the 3-per-type-and-condition slots,
+ * https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits), then every
  * create. A small worker pool bounds concurrency; pacing by `Ratelimit-*` is the client's job.
  * Per-item failures are collected; a token or abort failure stops everything at once and is rethrown.
  */
@@ -9,7 +10,7 @@ import { AbortedError, toAppError, type AppError, type ErrorCode } from '../lib/
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { EventSubApi } from '../twitch/types.js';
 import type { CreateSubscriptionBody, Subscription } from '../twitch/wire.js';
-import { describeSubscription, type DesiredSubscription } from './desired.js';
+import { describeSubscription, type DesiredSubscription } from '../twitch/subscription.js';
 import type { SyncPlan } from './plan.js';
 
 /** Errors after which no other request can succeed: stop at once and rethrow. */
@@ -53,6 +54,10 @@ export interface ApplyResult {
   /** Deletes of `plan.delete` done (a 404 counts: the subscription is gone either way). */
   deleted: number;
   failed: ApplyFailure[];
+  /** Every subscription gone after the apply (deleted, or deleted to be recreated). */
+  removed: Subscription[];
+  /** Every subscription Twitch answered a create with (created, adopted, recreated). */
+  added: Subscription[];
 }
 
 type Step =
@@ -69,7 +74,7 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
   if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
   const logger = options.logger ?? silentLogger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_APPLY_CONCURRENCY) || 1);
-  const result: ApplyResult = { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] };
+  const result: ApplyResult = { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] };
   const total = plan.delete.length + 2 * plan.recreate.length + plan.create.length;
   let done = 0;
   const tick = (): void => {
@@ -84,15 +89,20 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
   setMaxListeners(Math.max(10, concurrency * 4), controller.signal);
   const onAbort = (): void => controller.abort(outer?.reason);
   outer?.addEventListener('abort', onAbort, { once: true });
-  let fatal: AppError | undefined;
+  /** The first fatal error of a step (set from the pool's workers). */
+  const failed: { fatal?: AppError } = {};
+  const stopIfFailed = (): void => {
+    if (failed.fatal) throw failed.fatal;
+    if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
+  };
   const ctx: RunContext = { api, logger, result, signal: controller.signal, tick, deletedForRecreate: new Set() };
   const run = async (step: Step): Promise<void> => {
     try {
       await runStep(step, ctx);
     } catch (err) {
       // runStep records ordinary failures itself: what escapes is fatal (or a bug, treated alike).
-      fatal ??= toAppError(err);
-      controller.abort(fatal);
+      failed.fatal ??= toAppError(err);
+      controller.abort(failed.fatal);
     }
   };
 
@@ -102,16 +112,14 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
       ...plan.recreate.map((r): Step => ({ kind: 'delete', existing: r.existing, forRecreate: true })),
     ];
     await runPool(deletes, concurrency, run, () => controller.signal.aborted);
-    if (fatal) throw fatal;
-    if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
+    stopIfFailed();
 
     const creates: Step[] = [
       ...plan.recreate.map((r): Step => ({ kind: 'create', desired: r.desired, recreateOf: r.existing })),
       ...plan.create.map((d): Step => ({ kind: 'create', desired: d })),
     ];
     await runPool(creates, concurrency, run, () => controller.signal.aborted);
-    if (fatal) throw fatal;
-    if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
+    stopIfFailed();
     return result;
   } finally {
     outer?.removeEventListener('abort', onAbort);
@@ -151,6 +159,7 @@ async function runDelete(existing: Subscription, isRecreate: boolean, ctx: RunCo
   }
   if (isRecreate) ctx.deletedForRecreate.add(existing);
   else ctx.result.deleted += 1;
+  ctx.result.removed.push(existing);
   ctx.tick();
 }
 
@@ -178,6 +187,7 @@ async function runCreate(
     if (created.adopted) ctx.result.adopted.push(sub);
     else if (!recreateOf) ctx.result.created.push(sub);
     if (recreateOf) ctx.result.recreated += 1;
+    ctx.result.added.push(sub);
     const verb = created.adopted ? 'Adopted existing' : recreateOf ? 'Recreated' : 'Created';
     const msg = `${verb} subscription`;
     ctx.logger.info(msg, { subscription: key, id: sub.id, status: sub.status });

@@ -1,11 +1,11 @@
 /**
  * The pure core of declarative sync: diff the desired subscriptions against what Twitch lists, and say
  * what to create, recreate, delete, keep or report. No I/O; `applyPlan` carries a plan out.
- * Ownership (SPEC "The desired-subscriptions file"): a subscription is ours when it is a webhook whose
+ * Ownership (README.md "Commands", `subscriptions sync`): a subscription is ours when it is a webhook whose
  * callback equals EVENTSUB_CALLBACK_URL. Nothing else is ever touched, whatever `prune` says.
  */
 import type { Subscription } from '../twitch/wire.js';
-import { describeSubscription, subscriptionKey, type DesiredSubscription } from './desired.js';
+import { describeSubscription, subscriptionKey, type DesiredSubscription } from '../twitch/subscription.js';
 import { statusAction } from './status.js';
 
 export interface PairedAction {

@@ -1,6 +1,7 @@
 /**
- * What sync does with a subscription in each status (SPEC.md "The receiver", twitch-contract.md 5.5). The one
- * place that policy lives: plan, the daemon's revocation handling and `subscriptions list` all ask here.
+ * What sync does with a subscription in each status (README.md "Commands", `subscriptions sync`; the statuses:
+ * https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions). The one place that policy lives:
+ * plan, the daemon's revocation handling and `subscriptions list` all ask here.
  */
 
 /** Working, or about to be: kept as it is. */

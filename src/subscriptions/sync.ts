@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import type { EventSubApi } from '../twitch/types.js';
 import type { Subscription } from '../twitch/wire.js';
 import { applyPlan, type ApplyResult } from './apply.js';
-import type { DesiredSubscription } from './desired.js';
+import type { DesiredSubscription } from '../twitch/subscription.js';
 import { planIsEmpty, planSummary, planSync, type SyncPlan } from './plan.js';
 
 export interface SyncOptions {
@@ -31,8 +31,32 @@ export interface SyncOutcome {
   result?: ApplyResult;
   /** GET requests the listing took. */
   listPages: number;
-  /** What Twitch listed before the apply (every owner), e.g. for status counts. */
+  /** What Twitch listed before the apply (every owner). */
   actual: readonly Subscription[];
+  /** The subscriptions and their total cost as the apply left them (as listed on a dry run). */
+  after: SubscriptionState;
+}
+
+export interface SubscriptionState {
+  subscriptions: readonly Subscription[];
+  totalCost: number;
+}
+
+/**
+ * What the subscriptions are after `result` was applied to `listed`, as far as Twitch's answers tell, without
+ * another listing: the removed ones gone, the created or adopted ones in (by id), and the total cost moved
+ * by the difference of their costs.
+ */
+export function stateAfter(listed: SubscriptionState, result: Pick<ApplyResult, 'removed' | 'added'>): SubscriptionState {
+  const byId = new Map(listed.subscriptions.map((s) => [s.id, s]));
+  for (const s of result.removed) byId.delete(s.id);
+  for (const s of result.added) byId.set(s.id, s);
+  const sum = (subs: Iterable<Subscription>): number => {
+    let total = 0;
+    for (const s of subs) total += s.cost;
+    return total;
+  };
+  return { subscriptions: [...byId.values()], totalCost: listed.totalCost + sum(byId.values()) - sum(listed.subscriptions) };
 }
 
 /**
@@ -62,10 +86,11 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
     // projected is an upper bound (creates counted at 1): warn, let Twitch be the judge.
     logger.warn('Projected subscription cost may exceed max_total_cost', { cost: plan.cost });
   }
-  if (options.dryRun) return { plan, listPages: listed.pages, actual: listed.subscriptions };
+  const before: SubscriptionState = { subscriptions: listed.subscriptions, totalCost: plan.cost.current };
+  if (options.dryRun) return { plan, listPages: listed.pages, actual: listed.subscriptions, after: before };
 
-  const result = planIsEmpty(plan)
-    ? { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] }
+  const result: ApplyResult = planIsEmpty(plan)
+    ? { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] }
     : await applyPlan(plan, options.api, {
         signal: options.signal,
         concurrency: options.concurrency,
@@ -79,5 +104,5 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
     deleted: result.deleted,
     failed: result.failed.length,
   });
-  return { plan, result, listPages: listed.pages, actual: listed.subscriptions };
+  return { plan, result, listPages: listed.pages, actual: listed.subscriptions, after: stateAfter(before, result) };
 }

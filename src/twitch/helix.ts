@@ -1,5 +1,6 @@
 /**
- * Helix `/eventsub/subscriptions` with an app token (twitch-contract.md sections 4-5): paced by the
+ * Helix `/eventsub/subscriptions` with an app token (https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription
+ * and its Get and Delete neighbours; https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits): paced by the
  * `Ratelimit-*` headers, one re-mint and one retry on 401, waits out an empty bucket, retries 5xx and
  * network failures with jittered backoff, and turns a 409 on create into adoption of the existing twin.
  */

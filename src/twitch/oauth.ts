@@ -1,6 +1,9 @@
 /**
- * The OAuth endpoints of id.twitch.tv (twitch-contract.md sections 1-3): client-credentials mint, validate
- * and revoke. No retries here: the token manager decides what to do with a failure.
+ * The OAuth endpoints of id.twitch.tv: client-credentials mint
+ * (https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow), validate
+ * (https://dev.twitch.tv/docs/authentication/validate-tokens/) and revoke
+ * (https://dev.twitch.tv/docs/authentication/revoke-tokens/). No retries here: the token manager decides
+ * what to do with a failure.
  */
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
@@ -24,7 +27,7 @@ export interface OAuthClientOptions {
 
 /**
  * Exactly `application/x-www-form-urlencoded`: some servers (the twitch-cli mock) ignore the body when a
- * `; charset=…` suffix is present (twitch-contract.md 10.1).
+ * `; charset=…` suffix is present (twitchdev/twitch-cli, internal/mock_auth/app_access_token.go).
  */
 const FORM = 'application/x-www-form-urlencoded';
 

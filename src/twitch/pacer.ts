@@ -1,6 +1,6 @@
 /**
- * A local model of Twitch's app-token bucket (twitch-contract.md 4, "Rate limits"), so that a sync of
- * thousands of creates runs at the refill rate and never draws a 429 from a well-behaved Twitch.
+ * A local model of Twitch's app-token bucket (https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits), so
+ * that a sync of thousands of creates runs at the refill rate and never draws a 429 from a well-behaved Twitch.
  *
  * The model: a bucket of `Ratelimit-Limit` points that refills continuously at `limit / windowMs` points
  * per ms. `take()` reserves one point per request, waiting exactly as long as the deficit needs; callers

@@ -1,5 +1,6 @@
 /**
- * Realistic event payloads for the common subscription types (twitch-contract.md sections 7.7 and 9), used by
+ * Realistic event payloads for the common subscription types (https://dev.twitch.tv/docs/eventsub/eventsub-subscription-types/,
+ * https://dev.twitch.tv/docs/eventsub/eventsub-reference/), used by
  * `eventsubd trigger` and the emulator to send test notifications the way Twitch does. Field names follow
  * Twitch's EventSub reference; values are fixed-looking but unique where Twitch's are (ids, timestamps).
  */

@@ -1,5 +1,6 @@
 /**
- * EventSub webhook signatures (twitch-contract.md 7.2): `sha256=` + hex HMAC-SHA256(secret, id + timestamp + raw body).
+ * EventSub webhook signatures (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message):
+ * `sha256=` + hex HMAC-SHA256(secret, id + timestamp + raw body).
  * Always over the raw bytes: parsing and re-serialising the JSON breaks the HMAC.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';

@@ -1,8 +1,9 @@
 /**
  * Token types. `AppToken` is nominal (a class with a private field): the only ways to obtain one are the
  * client-credentials grant (`AppToken.fromClientCredentials`) and a `/validate` answer that proves an app
- * token of our client (`AppToken.fromValidation`). The EventSub and conduit clients take nothing else, so a
- * user token cannot reach them without a compile error (test/twitch/tokens.test.ts proves it).
+ * token of our client (`AppToken.fromValidation`). The Helix EventSub client (webhook and conduit transports
+ * alike) takes nothing else, so a user token cannot reach it without a compile error
+ * (test/integration/app-token-types.test.ts proves it).
  */
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
@@ -111,7 +112,7 @@ export class AppToken {
 
 /**
  * Throws the refusal that a validation answer deserves, if any. A `user_id` that is present and non-empty
- * means a user token (twitch-contract.md section 2).
+ * means a user token (https://dev.twitch.tv/docs/authentication/validate-tokens/).
  */
 export function assertAppTokenOf(validation: ValidateResponse, expectedClientId: string): void {
   if (validation.user_id) {
@@ -128,7 +129,10 @@ export function assertAppTokenOf(validation: ValidateResponse, expectedClientId:
   }
 }
 
-/** `expires_in` of 0 marks a legacy non-expiring token (twitch-contract.md section 2). */
+/**
+ * `expires_in` of 0 marks a legacy non-expiring token: Twitch's docs do not say so, but twitch-rs/twitch_oauth2
+ * reads 0 as "no expiry" (`ValidatedToken`, src/tokens.rs).
+ */
 function expiryFrom(now: number, expiresInSeconds: number): number {
   return expiresInSeconds === 0 ? Number.MAX_SAFE_INTEGER : now + expiresInSeconds * 1000;
 }

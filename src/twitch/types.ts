@@ -18,7 +18,10 @@ export interface TokenSource {
   tokenRejected(rejected: AppToken, signal?: AbortSignal): Promise<AppToken>;
 }
 
-/** The OAuth endpoints of id.twitch.tv (twitch-contract.md sections 1-3). */
+/**
+ * The OAuth endpoints of id.twitch.tv (https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#client-credentials-grant-flow,
+ * https://dev.twitch.tv/docs/authentication/validate-tokens/, https://dev.twitch.tv/docs/authentication/revoke-tokens/).
+ */
 export interface OAuthApi {
   /**
    * Client-credentials grant.
@@ -31,7 +34,10 @@ export interface OAuthApi {
   revoke(tokenValue: string, signal?: AbortSignal): Promise<void>;
 }
 
-/** Exactly one of Twitch's list filters, or none: more than one is a 400 from Twitch (contract 5.3). */
+/**
+ * Exactly one of Twitch's list filters, or none: more than one is a 400 from Twitch
+ * (https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions).
+ */
 export type ListFilter =
   | { status: string }
   | { type: string }

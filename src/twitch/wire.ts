@@ -1,6 +1,7 @@
 /**
  * Twitch's wire shapes (snake_case), validated with zod at the edge. Objects are `.loose()`: Twitch adds
- * fields without notice (twitch-contract.md, preamble), so extra keys pass through untouched.
+ * fields without notice (https://dev.twitch.tv/docs/api/guide/, "Non-breaking changes"), so extra keys pass
+ * through untouched.
  */
 import { z } from 'zod';
 
@@ -54,7 +55,10 @@ export const Transport = z
   .loose();
 export type Transport = z.infer<typeof Transport>;
 
-/** Known statuses (contract 5.5); parsed as an open string so unknown values never crash the daemon. */
+/**
+ * Known statuses (https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions); parsed as an open
+ * string so unknown values never crash the daemon.
+ */
 export const KNOWN_STATUSES = [
   'enabled',
   'webhook_callback_verification_pending',
@@ -131,7 +135,7 @@ function stringifyCondition(raw: Record<string, unknown>): Condition {
   const out: Condition = {};
   for (const [k, v] of Object.entries(raw)) {
     if (v === null || v === undefined || v === '') continue;
-    out[k] = String(v);
+    out[k] = typeof v === 'string' ? v : JSON.stringify(v);
   }
   return out;
 }

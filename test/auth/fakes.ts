@@ -130,12 +130,29 @@ export interface LogCapture {
   logger: Logger;
   lines: string[];
   records(): Array<Record<string, unknown>>;
+  /** Calls `listener` after each line logged from now on; returns the function that stops it. */
+  onLine(listener: (line: string) => void): () => void;
 }
 
 export function captureLogs(): LogCapture {
   const lines: string[] = [];
-  const logger = createJsonLogger({ sink: { write: (l: string) => lines.push(l) }, level: 'debug', now: () => 0 });
-  return { logger, lines, records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  const listeners = new Set<(line: string) => void>();
+  const sink = {
+    write: (l: string) => {
+      lines.push(l);
+      for (const listener of [...listeners]) listener(l);
+    },
+  };
+  const logger = createJsonLogger({ sink, level: 'debug', now: () => 0 });
+  return {
+    logger,
+    lines,
+    records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+    onLine: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
 }
 
 export async function tempDir(t: TestContext): Promise<string> {

@@ -5,41 +5,40 @@ import { test } from 'node:test';
 import { TokenCache } from '../../src/auth/token-cache.js';
 import { lockHolder, tryLockFile } from '../../src/lib/file-lock.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { deferred, untilSleeping } from '../helpers/wait.js';
 import { captureLogs, tempDir } from './fakes.js';
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
-
-async function ticks(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 1));
-}
 
 test('TokenCache.withLock() excludes a second holder in the same process until the first releases', async (t) => {
   const dir = await tempDir(t);
-  const clock = new FakeClock(undefined, { autoAdvance: true });
+  const clock = new FakeClock();
   const a = new TokenCache({ stateDir: dir, clock, pid: 1001 });
   const b = new TokenCache({ stateDir: dir, clock, pid: 1002 });
   const events: string[] = [];
+  const entered = deferred();
   const gate = deferred();
   const first = a.withLock(async () => {
     events.push('a in');
+    entered.resolve();
     await gate.promise;
     events.push('a out');
     return 'a';
   });
-  await ticks(3);
+  await entered.promise;
   const second = b.withLock(async () => {
     events.push('b in');
     return 'b';
   });
-  await ticks(10);
+  // b finds the lock taken and sleeps before its next try, three times over.
+  for (let tries = 1; tries <= 3; tries++) {
+    await untilSleeping(clock, () => clock.sleeps.length === tries, `b's try ${tries} to fail`);
+    if (tries < 3) await clock.advance(50);
+  }
   assert.deepEqual(events, ['a in'], 'b must wait while a holds the lock');
   assert.equal(await readFile(join(dir, 'token.lock'), 'utf8'), '1001\n');
   assert.equal(await lockHolder(join(dir, 'token.lock')), '1001');
   gate.resolve();
+  assert.equal(await first, 'a');
+  await clock.advance(50); // b's next try: the lock is free now
   assert.deepEqual(await Promise.all([first, second]), ['a', 'b']);
   assert.deepEqual(events, ['a in', 'a out', 'b in']);
   assert.equal(await lockHolder(join(dir, 'token.lock')), undefined);
@@ -86,7 +85,7 @@ test('TokenCache.withLock() stops waiting with ABORTED when its signal aborts', 
   t.after(() => other.release());
   const ac = new AbortController();
   const waiting = cache.withLock(async () => 'never', ac.signal);
-  await ticks(3);
+  await untilSleeping(clock, () => clock.pending === 1, 'the wait for the lock');
   ac.abort();
   await assert.rejects(waiting, { code: 'ABORTED' });
 });

@@ -5,6 +5,7 @@ import { TokenCache } from '../../src/auth/token-cache.js';
 import { TokenManager, type TokenManagerOptions } from '../../src/auth/token-manager.js';
 import { TwitchAuthError, TwitchUnreachableError } from '../../src/lib/errors.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { nextCall } from '../helpers/wait.js';
 import { captureLogs, CLIENT_ID, FakeOAuth, OTHER_CLIENT_ID, tempDir, type LogCapture } from './fakes.js';
 
 interface Rig {
@@ -290,10 +291,11 @@ test('TokenManager.getToken() lets one caller stop waiting while the shared mint
   let open!: () => void;
   r.oauth.mintGate = new Promise<void>((resolve) => (open = resolve));
   const m = r.manager();
+  const minting = nextCall(r.oauth, 'mint');
   const ac = new AbortController();
   const impatient = m.getToken(ac.signal);
   const patient = m.getToken();
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  await minting; // both callers wait on the one mint, held at its gate
   ac.abort();
   await assert.rejects(impatient, { code: 'ABORTED' });
   open();

@@ -7,8 +7,8 @@ import {
   loadSubscriptionsFile,
   MAX_SUBSCRIPTIONS_FILE_BYTES,
   parseSubscriptionsFile,
-  subscriptionKey,
 } from '../../src/config/subscriptions-file.js';
+import { subscriptionKey } from '../../src/twitch/subscription.js';
 import { ConfigError } from '../../src/lib/errors.js';
 
 const CALLBACK = 'https://events.example.com/twitch/eventsub';

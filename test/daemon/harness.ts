@@ -14,7 +14,7 @@ import { Agent, request } from 'undici';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
 import { verifiedJson } from '../../src/journal/format.js';
 import type { JournalRecord } from '../../src/journal/types.js';
-import { BIN, ROOT, runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { BIN, emulatorSettings, ROOT, runCli, tempDir, type CliResult } from '../helpers/cli.js';
 
 export const WEBHOOK_SECRET = 'daemon-e2e-secret-0123456789';
 export const CALLBACK = 'https://events.example.com/twitch/eventsub';
@@ -83,7 +83,6 @@ export async function startFixture(
   const writeSubscriptions = (entries: readonly DesiredEntry[]): void =>
     writeFileSync(subscriptionsFile, JSON.stringify({ subscriptions: entries }, null, 2));
   writeSubscriptions(options.subscriptions ?? DEFAULT_SUBSCRIPTIONS);
-  const client = emulator.clients[0]!;
   return {
     emulator,
     port,
@@ -93,10 +92,7 @@ export async function startFixture(
     subscriptionsFile,
     agent,
     env: (extra = {}) => ({
-      TWITCH_CLIENT_ID: client.clientId,
-      TWITCH_CLIENT_SECRET: client.clientSecret,
-      TWITCH_AUTH_URL: emulator.authUrl,
-      TWITCH_API_URL: emulator.apiUrl,
+      ...emulatorSettings(emulator),
       EVENTSUB_SECRET: WEBHOOK_SECRET,
       EVENTSUB_CALLBACK_URL: CALLBACK,
       EVENTSUBD_LISTEN: `127.0.0.1:${port}`,
@@ -249,7 +245,7 @@ export async function waitFor<T>(
       if (!(err instanceof TransientError)) throw err;
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${String(last)})` : ''}`);
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

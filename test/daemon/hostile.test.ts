@@ -21,6 +21,7 @@ import {
   type DaemonProcess,
   type Fixture,
 } from './harness.js';
+import { deferred } from '../helpers/wait.js';
 import { notificationBody, post, rawExchange, rawStatus, send, signedHeaders, wireSubscription } from './messages.js';
 
 let f: Fixture;
@@ -179,12 +180,16 @@ describe('daemon receiver on hostile input', () => {
     socket.on('error', () => {});
     await new Promise((r) => socket.once('connect', r));
     const head = 'POST /twitch/eventsub HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTwitch-Eventsub-Message-Id: slow';
+    const midHeaders = deferred();
     let i = 0;
+    // The drip's pace is the stimulus (a slow client); the test waits on its progress, not on time.
     const drip = setInterval(() => {
-      if (i < head.length) socket.write(head[i++]!);
+      if (i >= head.length) return;
+      const n = ++i;
+      socket.write(head[n - 1]!, () => n === 10 && midHeaders.resolve());
     }, 20);
     try {
-      await new Promise((r) => setTimeout(r, 200)); // the slow client is mid-headers
+      await midHeaders.promise; // the slow client is mid-headers: its first 10 bytes are written
       const started = Date.now();
       const res = await send(f);
       const took = Date.now() - started;

@@ -4,7 +4,7 @@
  * processes are for signals, exit codes and kill -9 (harness.ts); everything else is tested here.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -15,18 +15,30 @@ import type { Notifier } from '../../src/daemon/notify.js';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { JournalRecord } from '../../src/journal/types.js';
 import { captureLogs, type LogCapture } from '../auth/fakes.js';
+import { emulatorSettings } from '../helpers/cli.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { signedRequest } from '../receiver/helpers.js';
+import { freePort } from './harness.js';
 
 export const SECRET = 'in-process-secret-0123456789';
 export const WEBHOOK_PATH = '/twitch/eventsub';
 
-/** Every `notify()` call, in order. */
+/** Every `notify()` call, in order; `next()` waits for one that matches. */
 export class RecordingNotifier implements Notifier {
   readonly sent: Array<Record<string, string>> = [];
+  readonly #waiters: Array<{ match: (s: Record<string, string>) => boolean; resolve: (s: Record<string, string>) => void }> = [];
   closed = false;
   async notify(state: Record<string, string>): Promise<void> {
     this.sent.push({ ...state });
+    for (const w of [...this.#waiters]) {
+      if (!w.match(state)) continue;
+      this.#waiters.splice(this.#waiters.indexOf(w), 1);
+      w.resolve(state);
+    }
+  }
+  /** Resolves with the first notification from now on for which `match` is true. */
+  next(match: (state: Record<string, string>) => boolean): Promise<Record<string, string>> {
+    return new Promise((resolve) => this.#waiters.push({ match, resolve }));
   }
   close(): void {
     this.closed = true;
@@ -77,42 +89,54 @@ export interface InProcessDaemon {
 
 let counter = 0;
 
-/** Starts the emulator (token endpoint only) and a daemon on 127.0.0.1:0 with `env` on top of the defaults. */
-export async function startInProcessDaemon(t: TestContext, env: Record<string, string> = {}): Promise<InProcessDaemon> {
-  const emulator = await startEmulator({ host: '127.0.0.1', port: 0 });
+/**
+ * Starts the emulator and a daemon on a loopback port with `env` on top of the defaults. With `subscriptions`,
+ * they are written to a subscriptions file the daemon manages, and the emulator delivers its verification
+ * challenges to the daemon.
+ */
+export async function startInProcessDaemon(
+  t: TestContext,
+  env: Record<string, string> = {},
+  options: { subscriptions?: ReadonlyArray<{ type: string; version: string; condition: Record<string, string> }> } = {},
+): Promise<InProcessDaemon> {
+  const port = await freePort();
+  const emulator = await startEmulator({ host: '127.0.0.1', port: 0, deliverTo: `http://127.0.0.1:${port}` });
   const stateDir = mkdtempSync(join(tmpdir(), 'eventsubd-inproc-'));
+  const managed: Record<string, string> = {};
+  if (options.subscriptions) {
+    managed.EVENTSUBD_SUBSCRIPTIONS = join(stateDir, '..', `${stateDir.split('/').pop()}-subscriptions.json`);
+    writeFileSync(managed.EVENTSUBD_SUBSCRIPTIONS, JSON.stringify({ subscriptions: options.subscriptions }));
+    t.after(() => rmSync(managed.EVENTSUBD_SUBSCRIPTIONS!, { force: true }));
+  }
   const agent = new Agent({ connections: 32 });
   const clock = new FakeClock(Date.now());
   const notifier = new RecordingNotifier();
   const logs = captureLogs();
-  const client = emulator.clients[0]!;
   const config = loadConfig({
-    TWITCH_CLIENT_ID: client.clientId,
-    TWITCH_CLIENT_SECRET: client.clientSecret,
-    TWITCH_AUTH_URL: emulator.authUrl,
-    TWITCH_API_URL: emulator.apiUrl,
+    ...emulatorSettings(emulator),
     EVENTSUB_SECRET: SECRET,
     EVENTSUB_CALLBACK_URL: `https://events.example.com${WEBHOOK_PATH}`,
-    EVENTSUBD_LISTEN: '127.0.0.1:0',
+    EVENTSUBD_LISTEN: `127.0.0.1:${port}`,
     EVENTSUBD_STATE_DIR: stateDir,
+    ...managed,
     ...env,
   });
-  let daemon: Daemon | undefined;
+  const started: { daemon?: Daemon } = {};
   t.after(async () => {
-    await daemon?.close();
+    await started.daemon?.close();
     await agent.close();
     await emulator.close();
     rmSync(stateDir, { recursive: true, force: true });
   });
-  daemon = await Daemon.start({
+  const daemon = (started.daemon = await Daemon.start({
     config: config as typeof config & { clientId: string },
     clock,
     logger: logs.logger,
     notifier,
-    dispatcher: agent,
+    dispatcher: async () => agent,
     pid: process.pid,
     uid: process.getuid?.(),
-  });
+  }));
   const url = daemon.url;
   const deliver = async (body: string, options: { messageId?: string; type?: string } = {}): Promise<number> => {
     const signed = signedRequest(clock, { body, secret: SECRET, messageId: options.messageId ?? `in-process-${++counter}`, type: options.type });

@@ -8,11 +8,29 @@ import type { TestContext } from 'node:test';
 import { Journal } from '../../src/journal/journal.js';
 import type { JournalEntry } from '../../src/journal/types.js';
 import type { FakeClock } from '../helpers/fake-clock.js';
+import { onSleep, untilTurn } from '../helpers/wait.js';
 
-/** A fresh state directory, removed after the test. */
+/** Every state directory made here, removed once more when the process exits. */
+const stateDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of stateDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A fresh state directory, removed after the test. Hooks run in the order they were added, so a component the
+ * test closes in a later hook (a forwarder saving its cursor) may still write into it, or create it again:
+ * what is left then goes when the process exits.
+ */
 export function tempStateDir(t: TestContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'eventsubd-delivery-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  stateDirs.add(dir);
+  t.after(() => {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Still being written: removed at exit.
+    }
+  });
   return dir;
 }
 
@@ -55,13 +73,13 @@ export function journalLines(stateDir: string): string[] {
     .map((line) => verifiedJson(line) ?? `corrupt: ${line}`);
 }
 
-/** Polls `cond` (real time, every ms) until it holds; fails after `timeoutMs` with `what`. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
+/**
+ * Waits until `cond` holds; fails after `timeoutMs` with `what`. The forwarder and the stream announce no
+ * event for their counters, so this is the last resort: `cond` is checked on every turn of the event loop
+ * (no timed sleep). Where an event exists (a client's 'message', a sleep on the clock), wait on that instead.
+ */
+export function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  return untilTurn(cond, what, timeoutMs);
 }
 
 /** One request as the test target saw it. */
@@ -111,17 +129,30 @@ export async function startTarget(
   return { url: `http://127.0.0.1:${actual}/hook`, port: actual, received, held, server };
 }
 
-/** Advances `clock` by `stepMs` on every real turn of the event loop until the returned function is called. */
-export function driveClock(clock: FakeClock, stepMs: number): () => Promise<void> {
+/**
+ * Lets the code's short waits on `clock` (backoffs) pass, `stepMs` at a time, as soon as the code starts them;
+ * a wait ending more than `horizonMs` ahead (a request timeout) is never reached this way. Driven by the code's
+ * sleep() calls, not by real time; runs until the returned function is called.
+ */
+export function driveClock(clock: FakeClock, stepMs: number, horizonMs = 60_000): () => Promise<void> {
   let stopped = false;
+  let wake: (() => void) | undefined;
+  const stopWatching = onSleep(clock, () => wake?.());
   const loop = (async () => {
     while (!stopped) {
-      await clock.advance(stepMs);
-      await new Promise((r) => setTimeout(r, 1));
+      const next = clock.nextWake();
+      if (next !== undefined && next - clock.now() <= horizonMs) {
+        await clock.advance(Math.min(stepMs, next - clock.now()));
+        continue;
+      }
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
     }
   })();
   return async () => {
     stopped = true;
+    wake?.();
+    stopWatching();
     await loop;
   };
 }

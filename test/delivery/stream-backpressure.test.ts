@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import { CLOSE_TOO_SLOW } from '../../src/delivery/stream.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { gc } from '../helpers/gc.js';
-import { appendRange, openJournal, tempStateDir, until } from './helpers.js';
+import { untilEmitted, untilSleeping } from '../helpers/wait.js';
+import { appendRange, openJournal, tempStateDir } from './helpers.js';
 import { connect, range, seqs, startStream } from './stream-helpers.js';
-
 
 const TOKEN = 'stream-token-for-tests';
 const MAX_BUFFERED = 1024 * 1024;
@@ -24,17 +24,6 @@ function rssAfterGc(): number {
   return process.memoryUsage().rss;
 }
 
-/** Resolves once `value()` has not changed for 100 ms (real time): the stream has stopped sending. */
-async function settled(value: () => number): Promise<void> {
-  for (let last = -1, stableSince = Date.now(); Date.now() - stableSince < 100; ) {
-    await new Promise((r) => setTimeout(r, 5));
-    if (value() !== last) {
-      last = value();
-      stableSince = Date.now();
-    }
-  }
-}
-
 test('EventStream pauses for a consumer that stopped reading: its buffer stays under the limit, RSS stays bounded, then it gets 4008 and resumes from ?since=', async (t) => {
   const stateDir = tempStateDir(t);
   const clock = new FakeClock();
@@ -49,13 +38,14 @@ test('EventStream pauses for a consumer that stopped reading: its buffer stays u
 
   const before = rssAfterGc();
   await appendRange(journal, RECORDS + 1, 2 * RECORDS, { pad: 800, batch: 500 });
-  await until(() => stream.stats().peakBufferedBytes > MAX_BUFFERED, 'the stream to reach the limit');
-  await settled(() => stream.stats().sent);
+  // Pausing a client arms its drain timeout on the clock: the stream stops sending to it from then on.
+  await untilSleeping(clock, () => stream.stats().paused === 1, 'the stream to pause the client');
   const grown = rssAfterGc() - before;
   const recordBytes = Buffer.byteLength(JSON.stringify((await journal.read(0, 1))[0]));
   const { sent, peakBufferedBytes } = stream.stats();
   t.diagnostic(`RSS growth ${(grown / 1048576).toFixed(1)} MiB; peak buffered ${peakBufferedBytes} B; sent ${sent} of ${RECORDS} records of ${recordBytes} B`);
   assert.ok(recordBytes > 1000 && recordBytes < 1200, `record size ${recordBytes}`);
+  assert.ok(peakBufferedBytes > MAX_BUFFERED, `paused at the limit: peak buffered ${peakBufferedBytes}`);
   assert.ok(peakBufferedBytes <= MAX_BUFFERED + recordBytes, `peak buffered ${peakBufferedBytes}`);
   assert.ok(sent < RECORDS / 2, `journal reading paused for the client: sent ${sent}`);
   assert.ok(grown < RSS_BOUND, `RSS grew by ${grown} bytes`);
@@ -72,6 +62,6 @@ test('EventStream pauses for a consumer that stopped reading: its buffer stays u
 
   const again = connect(t, `${base}/events?since=${last}`, auth);
   assert.equal(await again.outcome, 'open');
-  await until(() => again.records.length >= 2 * RECORDS - last, 'the rest after reconnecting', 15_000);
+  await untilEmitted(again.ws, 'message', () => again.records.length >= 2 * RECORDS - last, 'the rest after reconnecting', 15_000);
   assert.deepEqual(seqs(again.records), range(last + 1, 2 * RECORDS));
 });

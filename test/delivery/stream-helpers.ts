@@ -33,7 +33,7 @@ export interface TestClient {
 export function connect(t: TestContext, url: string, options: ClientOptions = {}): TestClient {
   const ws = new WebSocket(url, options);
   const records: JournalRecord[] = [];
-  ws.on('message', (data) => records.push(JSON.parse(String(data)) as JournalRecord));
+  ws.on('message', (data: Buffer) => records.push(JSON.parse(data.toString('utf8')) as JournalRecord));
   ws.on('error', () => undefined);
   const outcome = new Promise<'open' | number>((resolve) => {
     ws.once('open', () => resolve('open'));

@@ -1,24 +1,40 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { WebSocket } from 'ws';
 import { FakeClock } from '../helpers/fake-clock.js';
-import { appendRange, openJournal, tempStateDir, until } from './helpers.js';
-import { connect, range, seqs, startStream } from './stream-helpers.js';
+import { untilEmitted } from '../helpers/wait.js';
+import { appendRange, openJournal, tempStateDir } from './helpers.js';
+import { connect, range, seqs, startStream, type TestClient } from './stream-helpers.js';
 
 const TOKEN = 'stream-token-for-tests';
 const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
+
+/** Resolves once `client` holds at least `n` records (checked on each message it gets). */
+function received(client: TestClient, n: number): Promise<void> {
+  return untilEmitted(client.ws, 'message', () => client.records.length >= n, `${n} records`);
+}
+
+/** Resolves once the client's ping is answered: every frame the server sent before reading it has arrived. */
+function roundTrip(ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    ws.once('pong', () => resolve());
+    ws.ping();
+  });
+}
 
 test('EventStream replays from ?since=N then continues live with no gap and no duplicate while appends run concurrently', async (t) => {
   const stateDir = tempStateDir(t);
   const clock = new FakeClock();
   const journal = await openJournal(t, stateDir, clock);
   await appendRange(journal, 1, 300);
-  const { base } = await startStream(t, { journal, clock, token: TOKEN });
+  const { base, stream } = await startStream(t, { journal, clock, token: TOKEN });
   const client = connect(t, `${base}/events?since=100`, auth);
   const appending = appendRange(journal, 301, 1000, { batch: 7 });
   assert.equal(await client.outcome, 'open');
   await appending;
-  await until(() => client.records.length >= 900, '900 records');
-  await new Promise((r) => setTimeout(r, 5));
+  await received(client, 900);
+  await roundTrip(client.ws);
+  assert.equal(stream.stats().sent, 900, 'nothing more was sent');
   assert.deepEqual(seqs(client.records), range(101, 1000));
   assert.equal(client.records[0]?.message_id, 'msg-101');
 });
@@ -32,7 +48,7 @@ test('EventStream without ?since starts live at the head', async (t) => {
   const client = connect(t, `${base}/events`, auth);
   assert.equal(await client.outcome, 'open');
   await appendRange(journal, 11, 15);
-  await until(() => client.records.length >= 5, 'five live records');
+  await received(client, 5);
   assert.deepEqual(seqs(client.records), range(11, 15));
   assert.equal(stream.stats().sent, 5);
 });
@@ -99,7 +115,7 @@ test('EventStream ignores frames sent by a client and keeps streaming to it', as
   client.ws.send('{"subscribe":"everything"}');
   client.ws.send(Buffer.from([1, 2, 3]));
   await appendRange(journal, 1, 2);
-  await until(() => client.records.length >= 2, 'two records');
+  await received(client, 2);
   assert.deepEqual(seqs(client.records), [1, 2]);
 });
 
@@ -112,17 +128,15 @@ test('EventStream pings every interval and terminates a client that missed a pon
   const silent = connect(t, `${base}/events`, { ...auth, autoPong: false });
   assert.equal(await healthy.outcome, 'open');
   assert.equal(await silent.outcome, 'open');
-  await until(() => stream.stats().clients === 2, 'both clients registered');
+  // ws registers a client on the server before it writes the 101 answer: both are counted once both opened.
+  assert.equal(stream.stats().clients, 2, 'both clients registered');
 
   for (let round = 1; round <= 3; round++) {
     const pinged = Promise.all([new Promise((r) => healthy.ws.once('ping', r)), round === 1 ? new Promise((r) => silent.ws.once('ping', r)) : null]);
     await clock.advance(1000);
     await pinged;
     // The healthy client's own ping is answered after the server has read its pong (frames are in order).
-    await new Promise<void>((resolve) => {
-      healthy.ws.once('pong', () => resolve());
-      healthy.ws.ping();
-    });
+    await roundTrip(healthy.ws);
     if (round === 2) assert.equal((await silent.closed).code, 1006, 'terminated without a close frame');
   }
   assert.equal(stream.stats().unresponsive, 1);

@@ -1,55 +1,79 @@
 /**
  * End to end: the built CLI (dist/main.js) in child processes against the emulator on loopback.
- * Every output of every run is kept and scanned at the end for secret and token values.
+ * Each test has its own emulator and state directories, so that it passes alone and in any order; every output
+ * of every run is kept and scanned, once the test ends, for the secret and token values the test met.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { emulatorSettings, runCli, tempDir, type CliResult } from '../helpers/cli.js';
 
 const WEBHOOK_SECRET = 'e2e-webhook-secret-0123456789';
 const CALLBACK = 'https://events.example.com/twitch/eventsub';
-const outputs: CliResult[] = [];
-const secrets = new Set<string>([WEBHOOK_SECRET]);
 
-let emulator: Emulator;
-let dirs: Array<{ cleanup: () => void }> = [];
-
-before(async () => {
-  emulator = await startEmulator({ pageSize: 2 });
-  secrets.add(emulator.clients[0]!.clientSecret);
-});
-after(async () => {
-  await emulator.close();
-  for (const d of dirs) d.cleanup();
-});
-
-function newState(): string {
-  const d = tempDir();
-  dirs.push(d);
-  return d.path;
+interface Rig {
+  emulator: Emulator;
+  /** Values no output may contain: add every secret or token the test comes across. */
+  secrets: Set<string>;
+  /** A fresh state directory. */
+  newState(): string;
+  /** The environment of a CLI run against this test's emulator. */
+  envFor(stateDir: string, extra?: Record<string, string>): Record<string, string>;
+  /** Runs the CLI and keeps its output for the scan. */
+  cli(args: string[], env: Record<string, string>, cwd?: string): Promise<CliResult>;
+  /** Subscription writes (POST, DELETE) the emulator has seen. */
+  writes(): number;
 }
 
-function envFor(stateDir: string, extra: Record<string, string> = {}): Record<string, string> {
-  const client = emulator.clients[0]!;
+/**
+ * What one test needs: its own emulator (page size 2) and state directories, removed after it. When the test
+ * ends, every output of its runs is scanned: no secret or token value may appear in any.
+ */
+async function rig(t: TestContext): Promise<Rig> {
+  const emulator = await startEmulator({ pageSize: 2 });
+  const dirs: Array<{ cleanup: () => void }> = [];
+  const outputs: CliResult[] = [];
+  const secrets = new Set<string>([WEBHOOK_SECRET, emulator.clients[0]!.clientSecret]);
+  t.after(async () => {
+    await emulator.close();
+    for (const d of dirs) d.cleanup();
+  });
+  t.after(() => {
+    assert.ok(outputs.length > 0, 'the test ran the CLI');
+    for (const res of outputs) {
+      for (const value of secrets) {
+        assert.ok(!res.stdout.includes(value) && !res.stderr.includes(value), 'a secret or token value was printed');
+      }
+    }
+  });
   return {
-    TWITCH_CLIENT_ID: client.clientId,
-    TWITCH_CLIENT_SECRET: client.clientSecret,
-    TWITCH_AUTH_URL: emulator.authUrl,
-    TWITCH_API_URL: emulator.apiUrl,
-    EVENTSUB_SECRET: WEBHOOK_SECRET,
-    EVENTSUB_CALLBACK_URL: CALLBACK,
-    EVENTSUBD_STATE_DIR: stateDir,
-    ...extra,
+    emulator,
+    secrets,
+    newState() {
+      const d = tempDir();
+      dirs.push(d);
+      return d.path;
+    },
+    envFor(stateDir, extra = {}) {
+      return {
+        ...emulatorSettings(emulator),
+        EVENTSUB_SECRET: WEBHOOK_SECRET,
+        EVENTSUB_CALLBACK_URL: CALLBACK,
+        EVENTSUBD_STATE_DIR: stateDir,
+        ...extra,
+      };
+    },
+    async cli(args, env, cwd) {
+      const res = await runCli(args, { env, ...(cwd ? { cwd } : {}) });
+      outputs.push(res);
+      return res;
+    },
+    writes() {
+      return emulator.stats.requests.filter((r) => r.path.includes('/eventsub/') && (r.method === 'POST' || r.method === 'DELETE')).length;
+    },
   };
-}
-
-async function cli(args: string[], env: Record<string, string>, cwd?: string): Promise<CliResult> {
-  const res = await runCli(args, { env, ...(cwd ? { cwd } : {}) });
-  outputs.push(res);
-  return res;
 }
 
 /** A one-line error with the given code and exit status, and no stack trace. */
@@ -65,12 +89,9 @@ function cachedToken(stateDir: string): string {
   return (JSON.parse(readFileSync(join(stateDir, 'token.json'), 'utf8')) as { access_token: string }).access_token;
 }
 
-function writes(): number {
-  return emulator.stats.requests.filter((r) => r.path.includes('/eventsub/') && (r.method === 'POST' || r.method === 'DELETE')).length;
-}
-
 describe('eventsubd CLI: usage and bad input', () => {
-  test('--help lists every command; --version prints the package version', async () => {
+  test('--help lists every command; --version prints the package version', async (t) => {
+    const { cli } = await rig(t);
     const help = await cli(['--help'], {});
     assert.equal(help.code, 0);
     for (const c of ['subscriptions list', 'subscriptions create', 'subscriptions delete', 'subscriptions sync', 'token status', 'token rotate', 'token revoke', 'config check', 'emulate']) {
@@ -83,14 +104,16 @@ describe('eventsubd CLI: usage and bad input', () => {
     assert.match(sub.stdout, /--condition key=value \.\.\./);
   });
 
-  test('unknown command and unknown flag: exit 2, one line', async () => {
+  test('unknown command and unknown flag: exit 2, one line', async (t) => {
+    const { newState, envFor, cli } = await rig(t);
     assertOneLineError(await cli(['frobnicate'], {}), 2, 'USAGE_ERROR');
     const res = await cli(['subscriptions', 'list', '--bogus'], envFor(newState()));
     assertOneLineError(res, 2, 'USAGE_ERROR');
     assert.match(res.stderr, /Unknown flag --bogus/);
   });
 
-  test('create without --type, and a condition without "=": exit 2', async () => {
+  test('create without --type, and a condition without "=": exit 2', async (t) => {
+    const { newState, envFor, cli } = await rig(t);
     const env = envFor(newState());
     const noType = await cli(['subscriptions', 'create', '--version', '1', '--condition', 'broadcaster_user_id=1'], env);
     assertOneLineError(noType, 2, 'USAGE_ERROR');
@@ -100,7 +123,8 @@ describe('eventsubd CLI: usage and bad input', () => {
     assert.match(badCond.stderr, /--condition must be key=value/);
   });
 
-  test('a 9-character secret and an http:// callback: exit 78 naming the setting', async () => {
+  test('a 9-character secret and an http:// callback: exit 78 naming the setting', async (t) => {
+    const { newState, envFor, cli } = await rig(t);
     const short = await cli(['config', 'check'], envFor(newState(), { EVENTSUB_SECRET: 'ninechars' }));
     assertOneLineError(short, 78, 'CONFIG_INVALID');
     assert.match(short.stderr, /EVENTSUB_SECRET/);
@@ -113,7 +137,8 @@ describe('eventsubd CLI: usage and bad input', () => {
     assert.match(http.stderr, /EVENTSUB_CALLBACK_URL must be https:\/\/ on port 443/);
   });
 
-  test('a bad subscriptions file: exit 78 with the entry path, nothing sent to Twitch', async () => {
+  test('a bad subscriptions file: exit 78 with the entry path, nothing sent to Twitch', async (t) => {
+    const { emulator, newState, envFor, cli } = await rig(t);
     const state = newState();
     const file = join(state, 'subs.yaml');
     writeFileSync(file, 'subscriptions:\n  - type: stream.online\n    version: "1"\n    condition: {}\n    colour: red\n');
@@ -124,7 +149,8 @@ describe('eventsubd CLI: usage and bad input', () => {
     assert.equal(emulator.stats.helix.total, before);
   });
 
-  test('.env in the working directory is read; the environment wins over it', async () => {
+  test('.env in the working directory is read; the environment wins over it', async (t) => {
+    const { newState, envFor, cli } = await rig(t);
     const state = newState();
     writeFileSync(join(state, '.env'), `EVENTSUBD_LOG_LEVEL=loud\n`);
     const bad = await cli(['config', 'check'], envFor(state), state);
@@ -137,7 +163,8 @@ describe('eventsubd CLI: usage and bad input', () => {
 });
 
 describe('eventsubd CLI: sync, list, create, delete against the emulator', () => {
-  test('dry run writes nothing; sync creates; a second sync sends zero writes and only the list pages', async () => {
+  test('dry run writes nothing; sync creates; a second sync sends zero writes and only the list pages', async (t) => {
+    const { emulator, newState, envFor, cli, writes } = await rig(t);
     const state = newState();
     const file = join(state, 'subs.yaml');
     writeFileSync(
@@ -185,7 +212,8 @@ describe('eventsubd CLI: sync, list, create, delete against the emulator', () =>
     assert.match(human.stdout, /stream\.online v1\s+broadcaster_user_id=1001/);
   });
 
-  test('create adopts an existing twin (409); delete by id; delete --status needs --yes', async () => {
+  test('create adopts an existing twin (409); delete by id; delete --status needs --yes', async (t) => {
+    const { emulator, newState, envFor, cli } = await rig(t);
     const env = envFor(newState());
     const args = ['subscriptions', 'create', '--type', 'channel.raid', '--version', '1', '--condition', 'to_broadcaster_user_id=2002', '--json'];
     const created = await cli(args, env);
@@ -212,7 +240,8 @@ describe('eventsubd CLI: sync, list, create, delete against the emulator', () =>
 });
 
 describe('eventsubd CLI: tokens', () => {
-  test('one mint is shared by later commands through a 0600 cache in a 0700 directory', async () => {
+  test('one mint is shared by later commands through a 0600 cache in a 0700 directory', async (t) => {
+    const { emulator, secrets, newState, envFor, cli } = await rig(t);
     const state = join(newState(), 'state');
     const env = envFor(state);
     const mints = emulator.stats.mints;
@@ -224,7 +253,8 @@ describe('eventsubd CLI: tokens', () => {
     secrets.add(cachedToken(state));
   });
 
-  test('concurrent CLI processes on an empty cache mint exactly once', async () => {
+  test('concurrent CLI processes on an empty cache mint exactly once', async (t) => {
+    const { emulator, newState, envFor, cli } = await rig(t);
     const env = envFor(newState());
     const mints = emulator.stats.mints;
     const results = await Promise.all(Array.from({ length: 5 }, () => cli(['subscriptions', 'list', '--json'], env)));
@@ -232,7 +262,8 @@ describe('eventsubd CLI: tokens', () => {
     assert.equal(emulator.stats.mints, mints + 1);
   });
 
-  test('token status never prints the token; rotate mints, then revokes the old one', async () => {
+  test('token status never prints the token; rotate mints, then revokes the old one', async (t) => {
+    const { emulator, secrets, newState, envFor, cli } = await rig(t);
     const state = newState();
     const env = envFor(state);
     assert.equal((await cli(['subscriptions', 'list'], env)).code, 0);
@@ -257,7 +288,8 @@ describe('eventsubd CLI: tokens', () => {
     assert.throws(() => statSync(join(state, 'token.json')), /ENOENT/);
   });
 
-  test('a supplied user token is refused with exit 77 and zero Helix requests', async () => {
+  test('a supplied user token is refused with exit 77 and zero Helix requests', async (t) => {
+    const { emulator, secrets, newState, envFor, cli } = await rig(t);
     const userToken = emulator.registerUserToken({ userId: '4242', login: 'someone', scopes: ['channel:read:subscriptions'] });
     secrets.add(userToken);
     const before = emulator.stats.helix.total;
@@ -266,7 +298,8 @@ describe('eventsubd CLI: tokens', () => {
     assert.equal(emulator.stats.helix.total, before, 'no Helix request left the process');
   });
 
-  test("another client's app token is refused with exit 77 and zero Helix requests", async () => {
+  test("another client's app token is refused with exit 77 and zero Helix requests", async (t) => {
+    const { emulator, secrets, newState, envFor, cli } = await rig(t);
     const other = emulator.addClient();
     secrets.add(other.clientSecret);
     const mint = await fetch(`${emulator.authUrl}/token`, {
@@ -282,7 +315,8 @@ describe('eventsubd CLI: tokens', () => {
     assert.equal(emulator.stats.helix.total, before);
   });
 
-  test('a cached user token is discarded and replaced by a fresh app token', async () => {
+  test('a cached user token is discarded and replaced by a fresh app token', async (t) => {
+    const { emulator, secrets, newState, envFor, cli } = await rig(t);
     const state = newState();
     const env = envFor(state);
     assert.equal((await cli(['subscriptions', 'list'], env)).code, 0);
@@ -298,19 +332,10 @@ describe('eventsubd CLI: tokens', () => {
     assert.match(res.stderr, /USER_TOKEN_REFUSED/, 'the discard is logged with its code');
   });
 
-  test('wrong client secret: TWITCH_AUTH_FAILED, exit 77', async () => {
+  test('wrong client secret: TWITCH_AUTH_FAILED, exit 77', async (t) => {
+    const { secrets, newState, envFor, cli } = await rig(t);
     const res = await cli(['subscriptions', 'list'], envFor(newState(), { TWITCH_CLIENT_SECRET: 'definitely-wrong-secret' }));
     secrets.add('definitely-wrong-secret');
     assertOneLineError(res, 77, 'TWITCH_AUTH_FAILED');
   });
-});
-
-test('no secret or token value appears in any output of any run above', () => {
-  assert.ok(outputs.length > 20, `scanned ${outputs.length} runs`);
-  assert.ok(secrets.size >= 6, `scanned for ${secrets.size} values`);
-  for (const res of outputs) {
-    for (const value of secrets) {
-      assert.ok(!res.stdout.includes(value) && !res.stderr.includes(value), 'a secret or token value was printed');
-    }
-  }
 });

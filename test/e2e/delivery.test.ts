@@ -127,7 +127,7 @@ describe('delivery through the daemon', () => {
     const frames: JournalRecord[] = [];
     const ws = new WebSocket(`${wsUrl}?since=2`, { headers: { Authorization: `Bearer ${STREAM_TOKEN}` } });
     t.after(() => ws.terminate());
-    ws.on('message', (data) => frames.push(JSON.parse(data.toString()) as JournalRecord));
+    ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as JournalRecord));
     await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
     await waitFor('the replay', () => frames.length >= 3);
     for (let i = 0; i < 5; i++) assert.equal((await send(fx)).status, 204);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { untilSleeping } from '../helpers/wait.js';
 import { call, helix, mint, setup, webhookBody } from './helpers.js';
 
 const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -101,7 +102,7 @@ test('emulator close() is idempotent and ends a request stuck in a latency fault
   const token = await mint(emu, client);
   emu.injectFault({ kind: 'latency', ms: 60_000 });
   const stuck = helix(emu, { token, clientId: client.clientId });
-  while (clock.pending === 0) await new Promise((r) => setTimeout(r, 2));
+  await untilSleeping(clock, () => clock.pending === 1, 'the request to wait out its latency');
   await Promise.all([emu.close(), emu.close()]);
   await emu.close();
   await assert.rejects(stuck);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { untilSleeping } from '../helpers/wait.js';
 import { call, form, helix, mint, setup, webhookBody } from './helpers.js';
 
 test("emulator 'status' fault answers instead, `times` times, with Helix body and rate headers", async (t) => {
@@ -20,11 +21,11 @@ test("emulator 'status' fault can target the token endpoint (alias included) wit
   const { emu, client } = await setup(t);
   emu.injectFault({ kind: 'status', status: 500, body: { status: 500, message: 'boom' }, match: { pathPrefix: '/oauth2/token', method: 'post' } });
   const q = new URLSearchParams({ client_id: client.clientId, client_secret: client.clientSecret, grant_type: 'client_credentials' });
-  const res = await call(`${emu.url}/auth/token?${q}`, { method: 'POST' });
+  const res = await call(`${emu.url}/auth/token?${q.toString()}`, { method: 'POST' });
   assert.equal(res.status, 500);
   assert.deepEqual(res.json, { status: 500, message: 'boom' });
   assert.equal(emu.stats.mints, 0);
-  assert.equal((await call(`${emu.url}/auth/token?${q}`, { method: 'POST' })).status, 200);
+  assert.equal((await call(`${emu.url}/auth/token?${q.toString()}`, { method: 'POST' })).status, 200);
 });
 
 test("emulator 'status' 429 fault reads as the bucket's 429 (Remaining 0)", async (t) => {
@@ -52,7 +53,7 @@ test("emulator 'latency' fault delays on the emulator's clock, then handles norm
   emu.injectFault({ kind: 'latency', ms: 5_000 });
   let settled = false;
   const pending = helix(emu, { method: 'POST', token, clientId: client.clientId, body: webhookBody() }).finally(() => (settled = true));
-  while (clock.pending === 0) await new Promise((r) => setTimeout(r, 2));
+  await untilSleeping(clock, () => clock.pending === 1, 'the request to wait out its latency');
   assert.equal(clock.nextWake(), clock.now() + 5_000);
   await clock.advance(4_999);
   assert.equal(settled, false);

@@ -5,6 +5,7 @@ import type { TestContext } from 'node:test';
 import { request } from 'undici';
 import { startEmulator, type Emulator, type EmulatorClient, type EmulatorOptions } from '../../src/emulator/index.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { untilTurn } from '../helpers/wait.js';
 
 export interface Started {
   emu: Emulator;
@@ -26,6 +27,7 @@ export interface Answer {
   status: number;
   headers: IncomingHttpHeaders;
   text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read Twitch's JSON answers field by field
   json: any;
 }
 
@@ -126,11 +128,10 @@ export async function startReceiver(
   return { origin: `http://127.0.0.1:${port}`, received };
 }
 
-/** Polls `check` on real time (a few ms at a time) until it returns true; for async work in the emulator. */
-export async function eventually(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const start = performance.now();
-  while (!check()) {
-    if (performance.now() - start > timeoutMs) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/**
+ * Waits until `check` returns true, for async work in the emulator that announces no event (a verification's
+ * outcome): the last resort, checked on every turn of the event loop with no timed sleep.
+ */
+export function eventually(check: () => boolean, timeoutMs = 2000): Promise<void> {
+  return untilTurn(check, 'the condition', timeoutMs);
 }

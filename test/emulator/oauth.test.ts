@@ -19,7 +19,7 @@ test('emulator /oauth2/token mints a 30-character bearer token from a form body 
 test('emulator /oauth2/token reads the query string of a bodyless POST', async (t) => {
   const { emu, client } = await setup(t);
   const q = new URLSearchParams({ client_id: client.clientId, client_secret: client.clientSecret, grant_type: 'client_credentials' });
-  const res = await call(`${emu.authUrl}/token?${q}`, { method: 'POST' });
+  const res = await call(`${emu.authUrl}/token?${q.toString()}`, { method: 'POST' });
   assert.equal(res.status, 200);
   assert.match(res.json.access_token, /^[a-z0-9]{30}$/);
 });
@@ -128,7 +128,7 @@ test('emulator /oauth2/revoke revokes a token, which is invalid afterwards', asy
   assert.equal(emu.stats.revocations, 1);
   const validate = await call(`${emu.authUrl}/validate`, { headers: { authorization: `OAuth ${token}` } });
   assert.equal(validate.status, 401);
-  const again = await call(`${emu.authUrl}/revoke?${new URLSearchParams({ client_id: client.clientId, token })}`, { method: 'POST' });
+  const again = await call(`${emu.authUrl}/revoke?${new URLSearchParams({ client_id: client.clientId, token }).toString()}`, { method: 'POST' });
   assert.equal(again.status, 400);
   assert.deepEqual(again.json, { status: 400, message: 'Invalid token' });
 });
@@ -148,7 +148,7 @@ test('emulator /oauth2/revoke answers 404 for an unknown client and 400 for an u
 test("emulator serves twitch-cli's /auth/token and /auth/validate aliases", async (t) => {
   const { emu, client } = await setup(t);
   const q = new URLSearchParams({ client_id: client.clientId, client_secret: client.clientSecret, grant_type: 'client_credentials' });
-  const minted = await call(`${emu.url}/auth/token?${q}`, { method: 'POST' });
+  const minted = await call(`${emu.url}/auth/token?${q.toString()}`, { method: 'POST' });
   assert.equal(minted.status, 200);
   const validate = await call(`${emu.url}/auth/validate`, { headers: { authorization: `Bearer ${minted.json.access_token}` } });
   assert.equal(validate.status, 200);

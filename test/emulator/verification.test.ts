@@ -117,7 +117,7 @@ test("deliverWebhook() reproduces the contract's signature test vector for a not
   assert.equal(req?.headers['twitch-eventsub-message-signature'], 'sha256=4e618e47054a7cb256305b3a08888e545c130b2db43ee8447b636f3cb5861b17');
   assert.equal(req?.headers['twitch-eventsub-message-type'], 'notification');
   assert.equal(req?.headers['twitch-eventsub-message-timestamp'], '2019-11-16T10:11:12.634234626Z');
-  assert.deepEqual(JSON.parse(req!.body.toString('utf8')), { subscription, event });
+  assert.deepEqual(JSON.parse(req?.body.toString('utf8') ?? 'null'), { subscription, event });
 });
 
 test('deliverWebhook() sends a revocation without an event and returns the answer', async (t) => {

@@ -46,3 +46,14 @@ export function tempDir(prefix = 'eventsubd-test-'): { path: string; cleanup: ()
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
+
+/** The settings that point eventsubd at an emulator, as its first registered client. */
+export function emulatorSettings(emulator: { clients: readonly { clientId: string; clientSecret: string }[]; authUrl: string; apiUrl: string }): Record<string, string> {
+  const client = emulator.clients[0]!;
+  return {
+    TWITCH_CLIENT_ID: client.clientId,
+    TWITCH_CLIENT_SECRET: client.clientSecret,
+    TWITCH_AUTH_URL: emulator.authUrl,
+    TWITCH_API_URL: emulator.apiUrl,
+  };
+}

@@ -77,7 +77,7 @@ describe('AppToken (nominal) against the emulator', () => {
     const answer = await oauth.validate(userToken);
     assert.equal(answer?.user_id, '4242');
     assert.throws(
-      () => AppToken.fromValidation(userToken, answer!, { expectedClientId: client.clientId, now: 0, origin: 'supplied' }),
+      () => AppToken.fromValidation(userToken, answer, { expectedClientId: client.clientId, now: 0, origin: 'supplied' }),
       (err: unknown) => err instanceof AppError && err.code === 'USER_TOKEN_REFUSED',
     );
 

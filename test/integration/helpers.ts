@@ -12,9 +12,10 @@ import { loadConfig, requireTwitchAccess, type Config, type RawSettings } from '
 import { buildTwitchStack, type TwitchStack } from '../../src/daemon/twitch-stack.js';
 import { startEmulator, type Emulator, type EmulatorClient, type EmulatorOptions } from '../../src/emulator/index.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import type { DesiredSubscription } from '../../src/subscriptions/desired.js';
+import type { DesiredSubscription } from '../../src/twitch/subscription.js';
 import type { CreateSubscriptionBody } from '../../src/twitch/wire.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { untilTurn } from '../helpers/wait.js';
 
 /** Our callback: https on 443, as the emulator (like Twitch) demands. Never reached: verification is 'accept'. */
 export const CALLBACK = 'https://events.example.com/twitch/eventsub';
@@ -120,11 +121,10 @@ export function helixTally(emu: Emulator): Record<string, number> {
   return tally;
 }
 
-/** Polls `check` in real time (a few ms at a time) until it holds: for I/O the FakeClock cannot drive. */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const start = performance.now();
-  while (!check()) {
-    if (performance.now() - start > timeoutMs) throw new Error(`Timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
+/**
+ * Waits until `check` holds, for I/O the FakeClock cannot drive and that announces no event: the last resort,
+ * checked on every turn of the event loop with no timed sleep.
+ */
+export function eventually(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  return untilTurn(check, what, timeoutMs);
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { syncSubscriptions, type SyncOutcome } from '../../src/subscriptions/sync.js';
 import type { WireSubscription } from '../../src/emulator/index.js';
-import type { DesiredSubscription } from '../../src/subscriptions/desired.js';
+import type { DesiredSubscription } from '../../src/twitch/subscription.js';
 import { body, CALLBACK, desired, FOREIGN_CALLBACK, helixTally, startRig } from './helpers.js';
 
 const userOf = (s: { condition: Record<string, string> }): string => s.condition.broadcaster_user_id ?? '?';
@@ -67,7 +67,7 @@ describe('syncSubscriptions() end to end against the emulator', () => {
     emu.resetStats();
     const three = await sync(second10);
     assert.deepEqual(helixTally(emu), { 'GET 200': 1 }, 'the third sync only lists');
-    assert.deepEqual(three.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] });
+    assert.deepEqual(three.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] });
     assert.equal(three.plan.keep.length, 9);
     assert.deepEqual(three.plan.blocked.map((b) => b.existing.id), [byUser.get('102')!.id], 'still reported as blocked');
   });

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { Journal } from '../../src/journal/journal.js';
 import type { JournalRecord } from '../../src/journal/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { nextCall } from '../helpers/wait.js';
 import { entry, tempJournalDir } from './helpers.js';
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -34,6 +35,11 @@ async function collect(iterable: AsyncIterable<JournalRecord>, until: (r: Journa
     if (until(r)) break;
   }
   return out;
+}
+
+/** Resolves when something starts listening for `signal`'s abort: a follower does once it waits for new records. */
+function listenedTo(signal: AbortSignal): Promise<void> {
+  return nextCall(signal, 'addEventListener');
 }
 
 test('Journal.follow() replays from since, then continues live with no gap and no duplicate', async (t) => {
@@ -70,14 +76,17 @@ test('Journal.follow() ends when its signal aborts while waiting, and when the j
   const it = journal.follow(0, ac.signal)[Symbol.asyncIterator]();
   assert.equal((await it.next()).value?.seq, 1);
   assert.equal((await it.next()).value?.seq, 2);
+  const waits = listenedTo(ac.signal);
   const waiting = it.next();
-  await new Promise<void>((r) => setTimeout(r, 5));
+  await waits;
   ac.abort();
   assert.deepEqual(await waiting, { done: true, value: undefined });
 
-  const live = journal.follow(2, new AbortController().signal)[Symbol.asyncIterator]();
+  const liveSignal = new AbortController().signal;
+  const live = journal.follow(2, liveSignal)[Symbol.asyncIterator]();
+  const waitsLive = listenedTo(liveSignal);
   const waitingLive = live.next();
-  await new Promise<void>((r) => setTimeout(r, 5));
+  await waitsLive;
   await journal.close();
   assert.deepEqual(await waitingLive, { done: true, value: undefined });
 });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Journal } from '../../src/journal/journal.js';
 import { FakeClock } from '../helpers/fake-clock.js';
-import { allLines, entry, segmentNames, tempJournalDir } from './helpers.js';
+import { allLines, entry, tempJournalDir } from './helpers.js';
 
 const SEG1 = '00000000000000000001.jsonl';
 

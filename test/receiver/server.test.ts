@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { EventEmitter } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startReceiver, type ReceiverLimits, type ReceiverServer } from '../../src/receiver/server.js';
 import type { ReceiverRequest } from '../../src/receiver/types.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
+import { nextCall, untilEmitted, untilSleeping, untilTurn } from '../helpers/wait.js';
 import { CHALLENGE, WEBHOOK_PATH, makeHandler, notificationBody, signedRequest, verificationBody } from './helpers.js';
 
 const unhandled: unknown[] = [];
@@ -16,7 +19,13 @@ after(() => {
   assert.deepEqual(unhandled, [], 'no unhandled rejection during the server tests');
 });
 
-type Fixture = ReturnType<typeof makeHandler> & { server: ReceiverServer; agent: Agent; calls: ReceiverRequest[] };
+type Fixture = ReturnType<typeof makeHandler> & {
+  server: ReceiverServer;
+  agent: Agent;
+  calls: ReceiverRequest[];
+  /** Emits each outcome the server answers itself ('aborted', 'busy', ...), after counting it in `stats`. */
+  answered: EventEmitter;
+};
 
 async function start(
   t: { after(fn: () => unknown): void },
@@ -26,6 +35,7 @@ async function start(
 ): Promise<Fixture> {
   const fx = makeHandler(handlerDeps);
   const calls: ReceiverRequest[] = [];
+  const answered = new EventEmitter();
   const server = await startReceiver({
     host: '127.0.0.1',
     port: 0,
@@ -34,6 +44,7 @@ async function start(
       return fx.handler(req);
     },
     limits,
+    metrics: { outcome: (name) => answered.emit(name) },
     ...(clock ? { clock } : {}),
   });
   const agent = new Agent({ keepAliveTimeout: 10, keepAliveMaxTimeout: 10 });
@@ -41,7 +52,7 @@ async function start(
     await agent.destroy();
     await server.destroy();
   });
-  return { ...fx, server, agent, calls };
+  return { ...fx, server, agent, calls, answered };
 }
 
 /** POSTs a ReceiverRequest (as built by signedRequest) over a real socket. */
@@ -64,9 +75,28 @@ function raw(port: number, data: string | Buffer, options: { keepOpen?: boolean 
   return { socket, closed, received: () => received };
 }
 
-async function until(cond: () => boolean, what: string, rounds = 2_000): Promise<void> {
-  for (let i = 0; i < rounds && !cond(); i++) await new Promise((r) => setTimeout(r, 1));
-  assert.ok(cond(), `timed out waiting for ${what}`);
+/** Resolves once the handler calls the journal's append (held by `hold()`, it then counts in `waiting`). */
+function appending(fx: Fixture): Promise<void> {
+  return nextCall(fx.journal, 'append');
+}
+
+/**
+ * Waits until the server's counters satisfy `cond`. The server announces no event for a body that starts to
+ * arrive, so this is the last resort: checked on every turn of the event loop, with no timed sleep.
+ */
+function untilStats(fx: Fixture, cond: (stats: ReceiverServer['stats']) => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  return untilTurn(() => cond(fx.server.stats), what, timeoutMs);
+}
+
+/**
+ * Writes `body` on `socket` in chunks of `size` bytes, one every `everyMs`: a client uploading at a steady rate.
+ * The pacing is the stimulus (the server measures a body's rate in real time); nothing waits on it to synchronise.
+ */
+async function trickle(socket: Socket, body: Buffer, size: number, everyMs: number): Promise<void> {
+  for (let at = 0; at < body.length; at += size) {
+    if (at > 0) await sleep(everyMs);
+    socket.write(body.subarray(at, at + size));
+  }
 }
 
 function head(req: ReceiverRequest, contentLength: number, extra = ''): string {
@@ -166,8 +196,9 @@ describe('receiver server: limits', () => {
   test('startReceiver() answers 503 past maxInFlight and serves again once below it', async (t) => {
     const fx = await start(t, { maxInFlight: 1 });
     const release = fx.journal.hold();
+    const appended = appending(fx);
     const first = post(fx, signedRequest(fx.clock, { body: notificationBody('e1') }));
-    await until(() => fx.journal.waiting === 1, 'the first append');
+    await appended;
     const second = await post(fx, signedRequest(fx.clock, { body: notificationBody('e2') }));
     assert.equal(second.status, 503);
     assert.equal(second.body, 'busy');
@@ -193,9 +224,9 @@ describe('receiver server: misbehaving clients', () => {
     const fx = await start(t);
     const req = signedRequest(fx.clock, { body: notificationBody() });
     const conn = raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 50).toString(), { keepOpen: true });
-    await until(() => fx.server.stats.reading === 1, 'the request to start');
+    await untilStats(fx, (s) => s.reading === 1, 'the request to start');
     conn.socket.destroy();
-    await until(() => fx.server.stats.aborted === 1, 'the abort to be seen');
+    await untilEmitted(fx.answered, 'aborted', () => fx.server.stats.aborted === 1, 'the abort to be seen');
     assert.equal(fx.calls.length, 0);
     assert.equal(fx.journal.calls, 0);
     assert.equal(fx.server.stats.inFlight, 0);
@@ -207,7 +238,7 @@ describe('receiver server: misbehaving clients', () => {
     const req = signedRequest(fx.clock, { body: notificationBody() });
     const conn = raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 10).toString(), { keepOpen: true });
     assert.match(await conn.closed, /^HTTP\/1\.1 408 /);
-    await until(() => fx.server.stats.aborted === 1, 'the abort to be counted');
+    await untilEmitted(fx.answered, 'aborted', () => fx.server.stats.aborted === 1, 'the abort to be counted');
     assert.equal(fx.calls.length, 0);
     assert.equal(fx.server.stats.inFlight, 0);
   });
@@ -222,7 +253,7 @@ describe('receiver server: misbehaving clients', () => {
         const req = signedRequest(fx.clock, { body: notificationBody() });
         return raw(port, head(req, req.body.length) + req.body.subarray(0, 1).toString(), { keepOpen: true });
       });
-      await until(() => fx.server.stats.reading >= 1024, `round ${round}: 1,024 slow uploads held`, 10_000);
+      await untilStats(fx, (s) => s.reading >= 1024, `round ${round}: 1,024 slow uploads held`, 10_000);
       const before = fx.journal.entries.length;
       const answers = await Promise.all([
         ...Array.from({ length: 20 }, () => post(fx, signedRequest(fx.clock, { body: notificationBody() })).then((r) => r.status)),
@@ -249,12 +280,10 @@ describe('receiver server: misbehaving clients', () => {
     // 100 bytes every 250 ms: each chunk buys a second at 100 B/s, so it never falls behind.
     const steady = signedRequest(fx.clock, { body: notificationBody(), messageId: 'steady' });
     const steadyConn = raw(port, head(steady, steady.body.length), { keepOpen: true });
-    for (let at = 0; at < steady.body.length; at += 100) {
-      steadyConn.socket.write(steady.body.subarray(at, at + 100));
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const accepted = untilEmitted(steadyConn.socket, 'data', () => steadyConn.received().startsWith('HTTP/1.1 204 '), 'the steady upload\'s 204');
+    await trickle(steadyConn.socket, steady.body, 100, 250);
     assert.match(await stalledConn.closed, /^HTTP\/1\.1 408 /);
-    await until(() => steadyConn.received().startsWith('HTTP/1.1 204 '), 'the steady upload\'s 204');
+    await accepted;
     steadyConn.socket.destroy();
     assert.deepEqual(fx.journal.entries.map((e) => e.message_id), ['steady']);
     assert.equal(fx.server.stats.tooSlow, 1);
@@ -263,11 +292,12 @@ describe('receiver server: misbehaving clients', () => {
   test('startReceiver() answers a client that half-closes right after its request', async (t) => {
     const fx = await start(t);
     const release = fx.journal.hold();
+    const appended = appending(fx);
     const req = signedRequest(fx.clock, { body: notificationBody(), messageId: 'half-close' });
     // raw() ends its side of the connection (FIN) right after writing the request; the append is held
     // until the server has seen that FIN.
     const conn = raw(fx.server.address.port, Buffer.concat([Buffer.from(head(req, req.body.length)), req.body]));
-    await until(() => fx.journal.waiting === 1, 'the append');
+    await appended;
     await flushMicrotasks();
     release();
     assert.match(await conn.closed, /^HTTP\/1\.1 204 /);
@@ -288,11 +318,12 @@ describe('receiver server: closing', () => {
   test('ReceiverServer.close() stops accepting, lets the in-flight request finish, then resolves', async (t) => {
     const fx = await start(t);
     const release = fx.journal.hold();
+    const appended = appending(fx);
     const inFlight = post(fx, signedRequest(fx.clock, { body: notificationBody() }));
-    await until(() => fx.journal.waiting === 1, 'the append');
+    await appended;
     let closed = false;
+    // close() stops listening before it returns: a connection attempted from now on is refused.
     const closing = fx.server.close().then(() => (closed = true));
-    await new Promise((r) => setTimeout(r, 5));
     const refused = await new Promise<string>((resolve) => {
       const s = connect(fx.server.address.port, '127.0.0.1');
       s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? ''));
@@ -316,13 +347,14 @@ describe('receiver server: closing', () => {
     const clock = new FakeClock();
     const fx = await start(t, { closeTimeoutMs: 5_000 }, clock);
     const release = fx.journal.hold();
+    const appended = appending(fx);
     const inFlight = post(fx, signedRequest(fx.clock, { body: notificationBody() })).then(
       (r) => r.status,
       (err: { code?: string }) => err.code ?? 'error',
     );
-    await until(() => fx.journal.waiting === 1, 'the append');
+    await appended;
     const closing = fx.server.close();
-    await until(() => clock.pending === 1, 'the close deadline to be armed');
+    await untilSleeping(clock, () => clock.pending === 1, 'the close deadline to be armed');
     assert.equal(clock.nextWake(), clock.now() + 5_000);
     await clock.advance(5_000);
     await closing;
@@ -337,7 +369,7 @@ describe('receiver server: closing', () => {
       const req = signedRequest(fx.clock, { body: notificationBody() });
       return raw(fx.server.address.port, head(req, req.body.length) + req.body.subarray(0, 1).toString(), { keepOpen: true });
     });
-    await until(() => fx.server.stats.reading === 100, '100 slow uploads');
+    await untilStats(fx, (s) => s.reading === 100, '100 slow uploads');
     await fx.server.close(); // the fake clock never reaches the deadline: only cutting them lets this resolve
     await Promise.all(slow.map((c) => c.closed));
     assert.equal(fx.journal.calls, 0);

@@ -200,7 +200,7 @@ test('read-only disk: new notifications get 503 and are not journaled, a retry o
   try {
     remount(journalDir, 'ro');
   } catch (err) {
-    throw new Error(`The daemon, before its first append, keeps a journal file open for writing: ${(err as Error).message}`);
+    throw new Error(`The daemon, before its first append, keeps a journal file open for writing: ${(err as Error).message}`, { cause: err });
   }
   const acknowledgedAtRo = ledger.acknowledged;
   const refused = Array.from({ length: 12 }, () => s.next());

@@ -18,7 +18,7 @@ function mount(args: readonly string[], what: string): void {
     execFileSync('mount', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString('utf8').trim();
-    throw new Error(`Cannot ${what} (mount ${args.join(' ')}): ${stderr || (err as Error).message}`);
+    throw new Error(`Cannot ${what} (mount ${args.join(' ')}): ${stderr || (err as Error).message}`, { cause: err });
   }
 }
 
@@ -30,7 +30,7 @@ export function mountTmpfs(dir: string, sizeBytes: number): void {
   try {
     mount(['-t', 'tmpfs', '-o', `size=${sizeBytes},mode=0700`, 'tmpfs', dir], `mount a tmpfs on ${dir}`);
   } catch (err) {
-    throw new Error(`${NEEDS_ROOT}: ${(err as Error).message}`);
+    throw new Error(`${NEEDS_ROOT}: ${(err as Error).message}`, { cause: err });
   }
 }
 

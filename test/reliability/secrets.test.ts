@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { runCli, tempDir, type CliResult } from '../helpers/cli.js';
-import { httpGet, startDaemon, startFixture, waitFor, type Fixture } from '../daemon/harness.js';
+import { httpGet, startDaemon, startFixture, status, waitFor, type Fixture } from '../daemon/harness.js';
 import { notificationBody, post, send, signedHeaders } from '../daemon/messages.js';
 
 const CLIENT_SECRET = 'cs0LEAKCANARY0q7xk2m9v4p1z8r3w6t';
@@ -77,7 +77,9 @@ async function pool<T>(jobs: Array<() => Promise<T>>, limit: number): Promise<T[
   return out;
 }
 
-function wsAttempt(f: Fixture, token: string | undefined, transcript: Transcript): Promise<void> {
+/** One stream connection: refused (its answer is kept), or accepted and read up to the journal's head now. */
+async function wsAttempt(f: Fixture, token: string | undefined, transcript: Transcript): Promise<void> {
+  const head = (await status(f)).journal.head;
   return new Promise((resolve) => {
     const ws = new WebSocket(`ws://127.0.0.1:${f.port}/events?since=0`, token ? { headers: { Authorization: `Bearer ${token}` } } : {});
     ws.on('unexpected-response', (_req, res) => {
@@ -88,8 +90,14 @@ function wsAttempt(f: Fixture, token: string | undefined, transcript: Transcript
         resolve();
       });
     });
-    ws.on('message', (d) => transcript.add('ws frame', String(d)));
-    ws.on('open', () => setTimeout(() => ws.close(), 300));
+    ws.on('message', (d: Buffer) => {
+      const frame = d.toString('utf8');
+      transcript.add('ws frame', frame);
+      if ((JSON.parse(frame) as { seq: number }).seq >= head) ws.close();
+    });
+    ws.on('open', () => {
+      if (head === 0) ws.close();
+    });
     ws.on('close', () => resolve());
     ws.on('error', () => resolve());
   });

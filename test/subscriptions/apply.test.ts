@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppError, TokenRefusedError } from '../../src/lib/errors.js';
 import { applyPlan } from '../../src/subscriptions/apply.js';
-import type { DesiredSubscription } from '../../src/subscriptions/desired.js';
+import type { DesiredSubscription } from '../../src/twitch/subscription.js';
 import { planSync } from '../../src/subscriptions/plan.js';
 import { flushMicrotasks } from '../helpers/fake-clock.js';
 import { CALLBACK, FakeEventSubApi, SECRET, sub } from './fake-api.js';

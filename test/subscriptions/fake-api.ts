@@ -4,7 +4,7 @@
  * told to fail or to hold calls until released.
  */
 import { AbortedError, AppError } from '../../src/lib/errors.js';
-import { subscriptionKey } from '../../src/subscriptions/desired.js';
+import { subscriptionKey } from '../../src/twitch/subscription.js';
 import type { CallOptions, CreateResult, EventSubApi, ListFilter, ListResult } from '../../src/twitch/types.js';
 import type { CreateSubscriptionBody, Subscription } from '../../src/twitch/wire.js';
 

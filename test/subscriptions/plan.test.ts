@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { DesiredSubscription } from '../../src/subscriptions/desired.js';
+import type { DesiredSubscription } from '../../src/twitch/subscription.js';
 import { formatPlan, planIsEmpty, planSummary, planSync } from '../../src/subscriptions/plan.js';
 import { CALLBACK, OTHER_CALLBACK, SECRET, sub } from './fake-api.js';
 

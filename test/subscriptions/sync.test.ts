@@ -37,12 +37,16 @@ describe('syncSubscriptions()', () => {
       ['foreign'],
       'the foreign subscription survives prune; stray and broken are gone',
     );
+    // What the sync reports as left is what Twitch now has, without another listing.
+    assert.deepEqual(first.after.subscriptions.map((s) => s.id).sort(), api.subs.map((s) => s.id).sort());
+    assert.equal(first.after.totalCost, api.subs.reduce((n, s) => n + s.cost, 0));
+    assert.equal(api.lists, 1);
 
     const writesBefore = api.writes;
     const second = await syncSubscriptions({ api, desired, callbackUrl: CALLBACK, prune: true, dryRun: false });
     assert.equal(api.writes, writesBefore, 'no create or delete the second time');
     assert.equal(second.plan.keep.length, 3);
-    assert.deepEqual(second.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [] });
+    assert.deepEqual(second.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] });
     assert.equal(api.lists, 2, 'one list per sync');
   });
 

@@ -26,6 +26,7 @@ export async function emulate(ctx: CommandContext): Promise<number> {
   const bucket = stringOpt(ctx.args, 'bucket');
   if (bucket !== undefined) options.bucket = parseBucket(bucket);
   options.logger = ctx.logger.child({ component: 'emulator' });
+  options.dispatcher = await ctx.dispatcher();
   const emulator = await startEmulator(options);
   const client = emulator.clients[0]!;
   ctx.out.note(`Twitch emulator listening on ${emulator.url}`);

@@ -3,7 +3,7 @@ import { Journal } from '../../journal/journal.js';
 import type { JournalRecord } from '../../journal/types.js';
 import { UsageError } from '../../lib/errors.js';
 import { boolOpt, stringOpt, type CommandContext } from '../command.js';
-import { formatCondition } from '../format.js';
+import { formatCondition } from '../../twitch/subscription.js';
 
 const DEFAULT_TAIL = 10;
 
@@ -35,5 +35,5 @@ export async function eventsTail(ctx: CommandContext): Promise<number> {
 function humanRecord(r: JournalRecord): string {
   const s = r.subscription;
   const extra = r.message_type === 'revocation' ? ` status=${s.status ?? '?'}` : '';
-  return `#${r.seq} ${r.received_at} ${r.message_type} ${s.type} v${s.version} ${formatCondition(s.condition as Record<string, string>)}${extra} message_id=${r.message_id}`;
+  return `#${r.seq} ${r.received_at} ${r.message_type} ${s.type} v${s.version} ${formatCondition(s.condition)}${extra} message_id=${r.message_id}`;
 }

@@ -1,7 +1,7 @@
 import { requireWebhook } from '../../config/settings.js';
 import { UsageError } from '../../lib/errors.js';
 import { listOpt, stringOpt, type CommandContext } from '../command.js';
-import { formatCondition } from '../format.js';
+import { formatCondition } from '../../twitch/subscription.js';
 
 /**
  * `eventsubd subscriptions create`: one webhook subscription; a 409 adopts the existing one. Declared

@@ -2,7 +2,8 @@ import { UsageError } from '../../lib/errors.js';
 import type { ListFilter } from '../../twitch/types.js';
 import type { Subscription } from '../../twitch/wire.js';
 import type { CommandContext } from '../command.js';
-import { formatCondition, isBlockedStatus } from '../format.js';
+import { formatCondition } from '../../twitch/subscription.js';
+import { isBlockedStatus } from '../format.js';
 
 /**
  * `eventsubd subscriptions list`: every page of this client's subscriptions, with at most one filter.
@@ -25,7 +26,7 @@ export async function subscriptionsList(ctx: CommandContext): Promise<number> {
   return 0;
 }
 
-/** At most one filter: Twitch answers 400 to more than one (twitch-contract.md 5.3). */
+/** At most one filter: Twitch answers 400 to more than one (https://dev.twitch.tv/docs/api/reference/#get-eventsub-subscriptions). */
 function listFilter(values: Record<string, unknown>): ListFilter {
   const given = (['status', 'type', 'user-id'] as const).filter((k) => typeof values[k] === 'string');
   if (given.length > 1) {

@@ -1,3 +1,4 @@
+import { tokenStatusJson } from '../../daemon/routes.js';
 import { EXIT } from '../../lib/errors.js';
 import type { CommandContext } from '../command.js';
 import { formatDuration, formatTime } from '../format.js';
@@ -11,15 +12,7 @@ export async function tokenStatus(ctx: CommandContext): Promise<number> {
   const s = await tokens.inspect(ctx.signal);
   const now = ctx.clock.now();
   ctx.out.result(
-    {
-      state: s.state,
-      origin: s.origin ?? null,
-      fingerprint: s.fingerprint ?? null,
-      obtained_at: iso(s.obtainedAt),
-      expires_at: iso(s.expiresAt),
-      validated_at: iso(s.validatedAt),
-      error: s.lastError ?? null,
-    },
+    tokenStatusJson(s),
     () => [
       `state:        ${s.state}`,
       `origin:       ${s.origin ?? '-'}`,
@@ -58,6 +51,3 @@ export async function tokenRevoke(ctx: CommandContext): Promise<number> {
   return EXIT.OK;
 }
 
-function iso(ms: number | undefined): string | null {
-  return ms === undefined ? null : ms >= Number.MAX_SAFE_INTEGER ? null : new Date(ms).toISOString();
-}

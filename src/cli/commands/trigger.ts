@@ -56,7 +56,7 @@ export async function trigger(ctx: CommandContext): Promise<number> {
     ...(stringOpt(ctx.args, 'timestamp') ? { timestamp: stringOpt(ctx.args, 'timestamp')! } : {}),
     clock: ctx.clock,
     signal: ctx.signal,
-    ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),
+    dispatcher: await ctx.dispatcher(),
   });
   const ok = res.status >= 200 && res.status < 300;
   const challengeOk = messageType !== 'webhook_callback_verification' || (res.status === 200 && res.body === res.challenge);

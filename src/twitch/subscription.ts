@@ -1,7 +1,7 @@
 /**
- * The domain shape of one declared subscription, and the canonical key that plan and the file loader use
- * to tell two subscriptions apart. Kept here (not in `config/`) so that `subscriptions/` depends on no
- * config code; `config/subscriptions-file.ts` re-exports both.
+ * The domain shape of one declared subscription, the canonical key that the plan and the file loader use to
+ * tell two subscriptions apart, and their one-line description. Here, below both `config/` (which reads the
+ * file into this shape) and `subscriptions/` (which plans and applies it), so neither depends on the other.
  */
 
 /** One entry of the desired-subscriptions file, resolved against the settings (callback and secret). */
@@ -36,11 +36,16 @@ export function subscriptionKey(
 export function describeSubscription(sub: {
   type: string;
   version: string;
-  condition: Readonly<Record<string, string>>;
+  condition: Readonly<Record<string, unknown>>;
 }): string {
-  const condition = Object.keys(sub.condition)
-    .sort()
-    .map((k) => `${k}=${sub.condition[k]}`)
-    .join(' ');
+  const condition = formatCondition(sub.condition, ' ');
   return `${sub.type} v${sub.version}${condition ? ` ${condition}` : ''}`;
+}
+
+/** `key=value` pairs of a condition, keys sorted, joined by `separator` (default `,`). */
+export function formatCondition(condition: Readonly<Record<string, unknown>>, separator = ','): string {
+  return Object.keys(condition)
+    .sort()
+    .map((k) => `${k}=${String(condition[k])}`)
+    .join(separator);
 }
