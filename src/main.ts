@@ -84,6 +84,14 @@ const code = await runCli({
   process: {
     pid: process.pid,
     uid: process.getuid?.(),
+    signal(pid, sig) {
+      try {
+        process.kill(pid, sig);
+        return true;
+      } catch {
+        return false;
+      }
+    },
     onHangup(listener) {
       process.on('SIGHUP', listener);
       return () => process.off('SIGHUP', listener);

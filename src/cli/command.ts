@@ -66,6 +66,8 @@ export interface ProcessControl {
   pid: number;
   /** The process's uid; undefined where the platform has none. */
   uid?: number | undefined;
+  /** Sends `signal` to process `pid`; false when there is no such process (or it is not ours to signal). */
+  signal?(pid: number, signal: 'SIGHUP'): boolean;
   /** Registers a SIGHUP listener; returns a function that removes it. */
   onHangup(listener: () => void): () => void;
 }

@@ -72,6 +72,25 @@ const TABLE: CommandSpec[] = [
     run: lazy(() => import('./commands/subscriptions-sync.js'), 'subscriptionsSync'),
   },
   {
+    path: ['authorize'],
+    summary: 'let a user grant the scopes the declared subscriptions need (authorization code flow, or --device)',
+    usage: '[--user ID|LOGIN] [--scopes S,S...] [--device] [--json]',
+    options: {
+      user: { type: 'string', value: 'ID', description: 'only this user (the numeric id of the declared subscriptions; a login goes with --scopes)' },
+      scopes: { type: 'string', value: 'S,S', description: 'ask for exactly these scopes (always runs the flow: a user may re-consent)' },
+      device: { type: 'boolean', description: 'the device code flow: a code to enter at twitch.tv/activate, no redirect needed' },
+      json: JSON_OPTION,
+    },
+    run: lazy(() => import('./commands/authorize.js'), 'authorize'),
+  },
+  {
+    path: ['authorizations', 'list'],
+    summary: 'who granted what (as Twitch shows it), and which declared subscriptions wait for whom',
+    usage: '[--json]',
+    options: JSON_ONLY,
+    run: lazy(() => import('./commands/authorizations-list.js'), 'authorizationsList'),
+  },
+  {
     path: ['token', 'status'],
     summary: 'show the cached app token: state, expiry, last validation (never the token)',
     usage: '[--json]',
@@ -113,7 +132,7 @@ const TABLE: CommandSpec[] = [
   {
     path: ['emulate'],
     summary: 'run a local Twitch (OAuth + Helix EventSub + webhook verification) for demos and tests',
-    usage: '[--port P] [--deliver-to URL] [--client-id ID --client-secret S] [--bucket N/MS]',
+    usage: '[--port P] [--deliver-to URL] [--client-id ID --client-secret S] [--redirect-uri URL[,URL...]] [--bucket N/MS]',
     options: {
       port: { type: 'string', value: 'P', description: 'port to listen on, on 127.0.0.1 (default 8081)' },
       'deliver-to': {
@@ -123,6 +142,11 @@ const TABLE: CommandSpec[] = [
       },
       'client-id': { type: 'string', value: 'ID', description: 'the client ID to accept (default: generated)' },
       'client-secret': { type: 'string', value: 'S', description: 'its client secret (default: generated)' },
+      'redirect-uri': {
+        type: 'string',
+        value: 'URL',
+        description: "the app's OAuth Redirect URLs, comma-separated, at most 10 (default http://localhost:3000)",
+      },
       bucket: { type: 'string', value: 'N/MS', description: 'rate-limit bucket: N points per MS milliseconds (default 800/60000)' },
     },
     run: lazy(() => import('./commands/emulate.js'), 'emulate'),

@@ -33,6 +33,7 @@ export const DEFAULTS = Object.freeze({
   EVENTSUBD_FORWARD_CONCURRENCY: '1',
   EVENTSUBD_FORWARD_MAX_BACKOFF_MS: '10000',
   EVENTSUBD_STREAM_PATH: '/events',
+  TWITCH_REDIRECT_URL: 'http://localhost:3000',
 });
 
 export interface ListenAddress {
@@ -66,6 +67,8 @@ export interface Config {
   stream: { path: string; token: string | undefined } | undefined;
   /** True when the Helix base is a loopback address (emulator, tests): relaxes the https:443 callback rule. */
   apiIsLoopback: boolean;
+  /** The OAuth Redirect URL registered for the app: where `eventsubd authorize` receives the code. */
+  redirectUrl: string;
 }
 
 export type RawSettings = Readonly<Record<string, string | undefined>>;
@@ -162,6 +165,7 @@ const Schema = z.object({
     .string()
     .refine((v) => v.length >= 16, 'EVENTSUBD_STREAM_TOKEN must be at least 16 characters')
     .optional(),
+  TWITCH_REDIRECT_URL: httpUrl('TWITCH_REDIRECT_URL'),
   EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
     error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
   }),
@@ -224,6 +228,7 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
       : undefined,
     stream: s.EVENTSUBD_STREAM_PATH === 'off' ? undefined : { path: s.EVENTSUBD_STREAM_PATH, token: s.EVENTSUBD_STREAM_TOKEN },
     apiIsLoopback,
+    redirectUrl: s.TWITCH_REDIRECT_URL,
   };
   if (config.stream && !config.stream.token && !isLoopbackHost(config.listen.host)) {
     throw new ConfigError(

@@ -25,6 +25,7 @@ import type { ReceivedSubscription } from '../receiver/types.js';
 import { statusAction } from '../subscriptions/status.js';
 import type { HeldLock } from '../lib/file-lock.js';
 import { secureStateDir } from '../lib/state-dir.js';
+import type { AuthorizationWatch } from './authorization-watch.js';
 import { acquireInstanceLock } from './instance-lock.js';
 import type { Notifier } from './notify.js';
 import { DaemonMetrics } from './observability.js';
@@ -70,6 +71,8 @@ export class Daemon {
   #metrics: DaemonMetrics | undefined;
   #forwarder: Forwarder | undefined;
   #stream: EventStream | undefined;
+  /** Who must grant what; grant and revoke events. Built with the Twitch side when a subscriptions file is managed. */
+  #authorization: AuthorizationWatch | undefined;
   /** Settles once the Twitch side is built (or the daemon closed first); never rejects. */
   #twitchSide: Promise<void> = Promise.resolve();
   /** Settles once the WebSocket stream is built, which its first upgrade request starts. Never rejects. */
@@ -135,12 +138,14 @@ export class Daemon {
       journal,
       dedup,
       onRevocation: (sub) => this.#onRevocation(sub),
+      onNotification: (sub, event) => this.#authorization?.onNotification(sub.type, event),
       routes: daemonRoutes({
         daemon: this,
         journal,
         tokens: () => this.#stack?.tokens,
         scheduler: () => this.#scheduler,
         managed: config.subscriptionsFile !== undefined,
+        authorization: () => this.#authorization,
         metrics,
         receiver: () => this.#receiver,
         forwarder: () => this.#forwarder,
@@ -239,6 +244,7 @@ export class Daemon {
           void this.#notifyStatus();
         },
         onSubscriptions: (subs) => this.#metrics?.recordListing(subs),
+        registry: this.#metrics!.registry,
       });
       if (!side) return;
       this.#stack = side.stack;
@@ -246,6 +252,7 @@ export class Daemon {
       side.stack.tokens.onSwap(() => void this.#notifyStatus());
       this.#scheduler = side.scheduler;
       this.#cron = side.cron;
+      this.#authorization = side.authorization;
     } catch (err) {
       this.#o.logger.error('The Twitch side could not start', { error: toAppError(err) });
       this.#resolveFatal(toAppError(err));

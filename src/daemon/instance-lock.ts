@@ -21,3 +21,10 @@ export async function acquireInstanceLock(stateDir: string, deps: { pid: number 
   const who = holder && /^\d+$/.test(holder) ? ` (pid ${holder})` : '';
   throw new AppError('STATE_DIR_LOCKED', `Another eventsubd${who} is running on ${stateDir}: stop it first, or give this one its own EVENTSUBD_STATE_DIR`);
 }
+
+/** The pid of the daemon running on `stateDir`, or undefined when no daemon holds its lock. */
+export async function runningDaemonPid(stateDir: string): Promise<number | undefined> {
+  const holder = await lockHolder(join(stateDir, INSTANCE_LOCK_FILE));
+  const pid = holder === undefined ? Number.NaN : Number(holder);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+}

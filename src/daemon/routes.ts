@@ -21,6 +21,8 @@ interface RouteSources {
   scheduler: () => SyncScheduler | undefined;
   /** Whether a subscriptions file is managed (known before the scheduler exists). */
   managed: boolean;
+  /** Who must grant what, and who disconnected (when a subscriptions file is managed). */
+  authorization: () => { status(): Record<string, unknown> } | undefined;
   metrics: DaemonMetrics;
   receiver: () => ReceiverServer | undefined;
   forwarder: () => Forwarder | undefined;
@@ -86,9 +88,11 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
           applied: last.applied ?? null,
           blocked: last.blocked ?? [],
           cost: last.cost ?? null,
+          waiting_for_authorization: last.waitingForAuthorization ?? 0,
           error: last.error ?? null,
         }
       : { managed: s.managed, result: null },
+    authorization: s.authorization()?.status() ?? { missing: [], revoked: [] },
     journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs, corrupt: j.corrupt },
     delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, reading: r.reading, requests: r.requests, too_slow: r.tooSlow } : null,
@@ -124,7 +128,8 @@ export function statusLine(s: {
     parts.push(
       last.result === 'error'
         ? `sync error (${last.error?.code})`
-        : `sync ${last.result} (${c.keep ?? 0} kept, ${c.create ?? 0} created, ${c.recreate ?? 0} recreated, ${c.delete ?? 0} deleted, ${c.blocked ?? 0} blocked)`,
+        : `sync ${last.result} (${c.keep ?? 0} kept, ${c.create ?? 0} created, ${c.recreate ?? 0} recreated, ${c.delete ?? 0} deleted, ${c.blocked ?? 0} blocked` +
+            `${last.waitingForAuthorization ? `, ${last.waitingForAuthorization} waiting for authorization` : ''})`,
     );
   } else parts.push('sync pending');
   if (s.journal) parts.push(`journal seq ${s.journal.head}`);

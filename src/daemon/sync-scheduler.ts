@@ -10,8 +10,10 @@ import { AppError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { backoffDelay } from '../lib/retry.js';
 import { planSummary } from '../subscriptions/plan.js';
+import { waitingCount, type PendingGrant } from '../subscriptions/authorization.js';
 import { syncSubscriptions } from '../subscriptions/sync.js';
-import type { EventSubApi } from '../twitch/types.js';
+import type { DesiredSubscription } from '../twitch/subscription.js';
+import type { EventSubApi, UserAuthorizationApi } from '../twitch/types.js';
 import type { Subscription } from '../twitch/wire.js';
 
 export interface SyncReport {
@@ -24,11 +26,18 @@ export interface SyncReport {
   blocked?: Array<{ id: string; type: string; status: string }>;
   /** `current`: total_cost as this sync left it; `projected`: the plan's bound; `max`: max_total_cost. */
   cost?: { current: number; projected: number; max: number | undefined };
+  /** Declared subscriptions that wait for a user's grant. */
+  waitingForAuthorization?: number;
   error?: { code: string; message: string };
 }
 
 export interface SyncSchedulerOptions {
   api: EventSubApi;
+  /** Get User Authorization, and TWITCH_CLIENT_ID for the implicit grant/revoke subscriptions. */
+  authorizations?: UserAuthorizationApi | undefined;
+  clientId?: string | undefined;
+  /** The daemon's hold on creates refused for a missing grant, told what waits after each sync. */
+  authorization?: { held: (d: DesiredSubscription) => boolean; onSync: (missing: readonly PendingGrant[]) => void } | undefined;
   /** Path of the subscriptions file; undefined: manage nothing (no sync runs). */
   file: string | undefined;
   callbackUrl: string | undefined;
@@ -128,6 +137,9 @@ export class SyncScheduler {
       const desired = await loadSubscriptionsFile(o.file!, { callbackUrl: o.callbackUrl, secret: o.secret });
       const outcome = await syncSubscriptions({
         api: o.api,
+        authorizations: o.authorizations,
+        clientId: o.clientId,
+        held: o.authorization?.held,
         desired,
         callbackUrl: o.callbackUrl,
         prune: o.prune,
@@ -151,7 +163,9 @@ export class SyncScheduler {
         },
         blocked: outcome.plan.blocked.map((b) => ({ id: b.existing.id, type: b.existing.type, status: b.reason })),
         cost: { ...outcome.plan.cost, current: outcome.after.totalCost },
+        waitingForAuthorization: waitingCount(outcome.needsAuthorization),
       };
+      o.authorization?.onSync(outcome.needsAuthorization);
       o.onSubscriptions?.(outcome.after.subscriptions);
       return this.#finish(report);
     } catch (err) {

@@ -12,6 +12,8 @@ import { toAppError, type AppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Subscription } from '../twitch/wire.js';
 import type { SyncReport, SyncScheduler } from './sync-scheduler.js';
+import type { Registry } from '../lib/metrics.js';
+import type { AuthorizationWatch } from './authorization-watch.js';
 import { buildTwitchStack, type TwitchStack, type TwitchStackDeps } from './twitch-stack.js';
 
 export interface TwitchSideOptions {
@@ -29,6 +31,8 @@ export interface TwitchSideOptions {
   onCall?: TwitchStackDeps['onCall'];
   onReport: (report: SyncReport) => void;
   onSubscriptions: (subs: readonly Subscription[]) => void;
+  /** Where the authorization watch registers its metrics. */
+  registry: Registry;
 }
 
 export interface TwitchSide {
@@ -36,6 +40,8 @@ export interface TwitchSide {
   /** The sync and its reconcile schedule; undefined when no subscriptions file is managed. */
   scheduler: SyncScheduler | undefined;
   cron: ScheduledTask | undefined;
+  /** Who must grant what, and the grant and revoke events; undefined when no subscriptions file is managed. */
+  authorization: AuthorizationWatch | undefined;
 }
 
 /**
@@ -47,16 +53,28 @@ export interface TwitchSide {
 export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide | undefined> {
   const { config, clock, logger } = o;
   const managed = config.subscriptionsFile
-    ? await Promise.all([import('./sync-scheduler.js'), import('node-cron')])
+    ? await Promise.all([import('./sync-scheduler.js'), import('node-cron'), import('./authorization-watch.js'), import('../auth/grant-store.js')])
     : undefined;
   if (o.isClosing()) return undefined;
   const stack = buildTwitchStack(config, { clock, logger, pid: o.pid, dispatcher: o.dispatcher, onFatal: o.onFatal, onCall: o.onCall });
   let scheduler: SyncScheduler | undefined;
   let cron: ScheduledTask | undefined;
+  let authorization: AuthorizationWatch | undefined;
   if (managed && config.subscriptionsFile) {
-    const [{ SyncScheduler }, { schedule }] = managed;
+    const [{ SyncScheduler }, { schedule }, { AuthorizationWatch }, { GrantStore }] = managed;
+    authorization = new AuthorizationWatch({
+      clientId: config.clientId,
+      grants: new GrantStore({ stateDir: config.stateDir, clock, logger }),
+      clock,
+      logger: logger.child({ component: 'authorization' }),
+      registry: o.registry,
+      requestSync: (delayMs, reason) => scheduler?.requestAfter(delayMs, reason),
+    });
     const sync = (scheduler = new SyncScheduler({
       api: stack.helix,
+      authorizations: stack.helix,
+      clientId: config.clientId,
+      authorization,
       file: config.subscriptionsFile,
       callbackUrl: config.callbackUrl,
       secret: config.eventsubSecrets[0],
@@ -79,5 +97,5 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
       o.onFatal(e);
     },
   );
-  return { stack, scheduler, cron };
+  return { stack, scheduler, cron, authorization };
 }

@@ -15,6 +15,8 @@ import { OAuthClient } from '../twitch/oauth.js';
 export interface TwitchStack {
   tokens: TokenManager;
   helix: HelixEventSubClient;
+  /** id.twitch.tv: also what `authorize` validates and revokes user tokens with. */
+  oauth: OAuthClient;
   close(): Promise<void>;
 }
 
@@ -59,6 +61,7 @@ export function buildTwitchStack(config: Config & { clientId: string }, deps: Tw
   return {
     tokens,
     helix,
+    oauth,
     async close() {
       await tokens.close();
     },

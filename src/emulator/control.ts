@@ -17,12 +17,32 @@ const ClientBody = z.object({ client_id: z.string().min(1).optional(), client_se
 const ExpireBody = z.object({ access_token: z.string().min(1).optional() });
 const StatusBody = z.object({ status: z.string().min(1) });
 
+const ConsentBody = z.union([
+  z.object({ client_id: z.string().min(1).optional(), decision: z.literal('deny') }),
+  z.object({
+    client_id: z.string().min(1).optional(),
+    user_id: z.string().min(1),
+    login: z.string().min(1).optional(),
+    scopes: z.array(z.string()).optional(),
+    decision: z.literal('allow').optional(),
+  }),
+]);
+const DeviceBody = z.object({
+  user_code: z.string().min(1),
+  user_id: z.string().min(1).optional(),
+  login: z.string().min(1).optional(),
+  decision: z.enum(['allow', 'deny']).optional(),
+});
+const DisconnectBody = z.object({ client_id: z.string().min(1).optional() });
+const RedirectBody = z.object({ client_id: z.string().min(1).optional(), redirect_uri: z.string().min(1) });
+
 const NO_CONTENT: Reply = { status: 204 };
 const STATUS_PATH = /^\/_emulator\/subscriptions\/([^/]+)\/status$/;
+const DISCONNECT_PATH = /^\/_emulator\/users\/([^/]+)\/disconnect$/;
 
 /** Handles a request under `/_emulator`. */
 export function handleControl(emulator: Emulator, req: Req): Reply {
-  const key = `${req.method} ${STATUS_PATH.test(req.path) ? '/_emulator/subscriptions/:id/status' : req.path}`;
+  const key = `${req.method} ${STATUS_PATH.test(req.path) ? '/_emulator/subscriptions/:id/status' : DISCONNECT_PATH.test(req.path) ? '/_emulator/users/:id/disconnect' : req.path}`;
   switch (key) {
     case 'POST /_emulator/user-tokens':
       return withBody(req, UserTokenBody, (b) => {
@@ -34,6 +54,34 @@ export function handleControl(emulator: Emulator, req: Req): Reply {
         const client = emulator.addClient({ clientId: b.client_id, clientSecret: b.client_secret });
         return { status: 200, json: { client_id: client.clientId, client_secret: client.clientSecret } };
       }, 409);
+    case 'POST /_emulator/consent':
+      return withBody(req, ConsentBody, (b) => {
+        if ('user_id' in b) emulator.setConsent({ clientId: b.client_id, userId: b.user_id, login: b.login, scopes: b.scopes });
+        else emulator.setConsent({ clientId: b.client_id, decision: 'deny' });
+        return NO_CONTENT;
+      });
+    case 'POST /_emulator/redirect-uris':
+      return withBody(req, RedirectBody, (b) => {
+        emulator.addRedirectUri(b.redirect_uri, b.client_id);
+        return NO_CONTENT;
+      });
+    case 'DELETE /_emulator/consent':
+      emulator.setConsent(undefined);
+      return NO_CONTENT;
+    case 'POST /_emulator/device':
+      return withBody(req, DeviceBody, (b) => {
+        if (b.decision !== 'deny' && !b.user_id) throw new Error('user_id is required to approve a device code');
+        emulator.approveDevice(b.user_code, b.decision === 'deny' ? 'deny' : { userId: b.user_id!, login: b.login });
+        return NO_CONTENT;
+      }, 404);
+    case 'POST /_emulator/users/:id/disconnect': {
+      const userId = decodeURIComponent(DISCONNECT_PATH.exec(req.path)?.[1] ?? '');
+      return withBody(req, DisconnectBody, (b) => ({ status: 200, json: { revoked: emulator.disconnectUser(userId, b.client_id) } }), 404);
+    }
+    case 'GET /_emulator/user-tokens':
+      return { status: 200, json: { data: emulator.userTokens(req.query.get('client_id') ?? undefined) } };
+    case 'GET /_emulator/grants':
+      return { status: 200, json: { data: emulator.grants(req.query.get('client_id') ?? undefined) } };
     case 'POST /_emulator/faults':
       return withBody(req, FaultSchema, (fault) => {
         emulator.injectFault(fault);
@@ -86,6 +134,7 @@ function withBody<T>(req: Req, schema: z.ZodType<T>, act: (body: T) => Reply, fa
 function knownPath(path: string): boolean {
   return (
     STATUS_PATH.test(path) ||
-    ['/_emulator/user-tokens', '/_emulator/clients', '/_emulator/faults', '/_emulator/stats', '/_emulator/expire-tokens', '/_emulator/subscriptions'].includes(path)
+    DISCONNECT_PATH.test(path) ||
+    ['/_emulator/consent', '/_emulator/device', '/_emulator/grants', '/_emulator/user-tokens', '/_emulator/redirect-uris', '/_emulator/clients', '/_emulator/faults', '/_emulator/stats', '/_emulator/expire-tokens', '/_emulator/subscriptions'].includes(path)
   );
 }

@@ -2,6 +2,7 @@
  * `POST /helix/eventsub/subscriptions` (https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription,
  * https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits).
  */
+import { missingGrants } from '../twitch/scopes.js';
 import { lookupType, type CatalogueEntry } from './catalogue.js';
 import type { HelixDeps } from './helix.js';
 import { helixError, isRecord, parseJson, type Reply, type Req } from './http.js';
@@ -38,6 +39,9 @@ export function createSubscription(deps: HelixDeps, req: Req, caller: TokenRecor
   if (entry.clientIdField && condition[entry.clientIdField] !== caller.clientId) {
     return helixError(403, 'subscription missing proper authorization');
   }
+  // A type tied to users needs each of them to have authorized this client with its scopes.
+  const missing = missingGrants({ type: entry.type, version: entry.version, condition }, (userId) => deps.state.grants.grantOf(caller.clientId, userId)?.scopes);
+  if (missing.length > 0) return helixError(403, 'subscription missing proper authorization');
   if (transport.method === 'conduit') {
     if (typeof transport.conduit_id !== 'string' || !transport.conduit_id) return helixError(400, 'missing conduit_id for conduit transport');
     return helixError(400, 'conduit not found');

@@ -48,6 +48,9 @@ export function faultHeaders(deps: HelixDeps, req: Req, status: number): RateHea
 }
 
 function route(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
+  if (req.path === '/helix/authorization/users') {
+    return req.method === 'GET' ? userAuthorizations(deps, req, caller) : { ...helixError(405, 'Method Not Allowed'), headers: { allow: 'GET' } };
+  }
   if (req.path !== '/helix/eventsub/subscriptions') return helixError(404, 'Not Found');
   switch (req.method) {
     case 'POST':
@@ -59,6 +62,22 @@ function route(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
     default:
       return { ...helixError(405, 'Method Not Allowed'), headers: { allow: 'GET, POST, DELETE' } };
   }
+}
+
+/**
+ * `GET /helix/authorization/users?user_id=...` (1 to 10, app token): the scopes each user has granted the
+ * client, all grants together (https://dev.twitch.tv/docs/api/reference/#get-user-authorization). A user who
+ * never authorized the client is left out (Twitch's answer for them is not documented).
+ */
+function userAuthorizations(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
+  if (caller.kind !== 'app') return helixError(401, 'Must provide a valid app access token');
+  const ids = req.query.getAll('user_id').filter((id) => id.length > 0);
+  if (ids.length === 0 || ids.length > 10) return helixError(400, 'Between 1 and 10 user_id parameters are required');
+  const data = ids.flatMap((userId) => {
+    const grant = deps.state.grants.grantOf(caller.clientId, userId);
+    return grant ? [{ user_id: userId, user_name: grant.login, user_login: grant.login, scopes: [...grant.scopes].sort() }] : [];
+  });
+  return { status: 200, json: { data } };
 }
 
 /** The caller's valid token, or the 401 Twitch gives (its messages are observed in the wild, not documented). */

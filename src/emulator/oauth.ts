@@ -8,8 +8,9 @@
 import { authorization, formParams, oauthError, type Reply, type Req } from './http.js';
 import type { EmulatorState } from './state.js';
 import type { EmulatorStats } from './types.js';
+import { DEVICE_GRANT_TYPE, exchangeCode, pollDevice, type UserOAuthDeps } from './user-oauth.js';
 
-export interface OAuthDeps {
+export interface OAuthDeps extends UserOAuthDeps {
   state: EmulatorState;
   stats: EmulatorStats;
   tokenTtlSeconds: number;
@@ -25,13 +26,17 @@ export interface OAuthDeps {
 export function mintToken(deps: OAuthDeps, req: Req): Reply {
   const params = formParams(req);
   const clientId = params.get('client_id');
-  const secret = params.get('client_secret');
+  const grantType = params.get('grant_type');
   if (!clientId) return oauthError(400, 'missing client id');
+  // The device flow's poll carries no client secret (a public client has none).
+  if (grantType === DEVICE_GRANT_TYPE) return deps.state.client(clientId) ? pollDevice(deps, clientId, params) : oauthError(400, 'invalid client');
+  const secret = params.get('client_secret');
   if (!secret) return oauthError(400, 'missing client secret');
   const client = deps.state.client(clientId);
   if (!client) return oauthError(400, 'invalid client');
   if (client.clientSecret !== secret) return oauthError(403, 'invalid client secret');
-  if (params.get('grant_type') !== 'client_credentials') return oauthError(400, 'invalid grant type');
+  if (grantType === 'authorization_code') return exchangeCode(deps, client, params);
+  if (grantType !== 'client_credentials') return oauthError(400, 'invalid grant type');
   const token = deps.state.mintAppToken(clientId);
   deps.stats.mints += 1;
   return {

@@ -5,13 +5,13 @@ import { ConfigError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { BucketConfig } from './bucket.js';
 import type { EmulatorClient, EmulatorOptions } from './types.js';
-import type { VerificationMode } from './verify.js';
+import type { VerificationMode } from './deliveries.js';
 
 export interface ResolvedOptions {
   host: string;
   port: number;
   clock: Clock;
-  clients: EmulatorClient[] | undefined;
+  clients: Partial<EmulatorClient>[] | undefined;
   tokenTtlSeconds: number;
   bucket: BucketConfig;
   pageSize: number;

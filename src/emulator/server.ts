@@ -10,12 +10,14 @@ import { handleControl } from './control.js';
 import { FaultQueue } from './faults.js';
 import { faultHeaders, handleHelix, type HelixDeps } from './helix.js';
 import { authorization, helixError, oauthError, type Reply, type Req } from './http.js';
+import { announceGrant, disconnectUser } from './authorization-events.js';
 import { mintToken, revokeToken, validateToken, type OAuthDeps } from './oauth.js';
+import { activatePage, authorizePage, startDevice } from './user-oauth.js';
 import { resolveOptions } from './options.js';
 import { EmulatorState } from './state.js';
 import { emptyStats, recordRequest, resetStats } from './stats.js';
 import type { Emulator, EmulatorOptions, Fault, RequestRecord } from './types.js';
-import { Verifier } from './verify.js';
+import { WebhookDeliveries } from './deliveries.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -43,8 +45,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const stats = emptyStats();
   const faults = new FaultQueue();
   const closing = new AbortController();
-  const verifier = new Verifier({ ...o, mode: o.verification, state, stats, signal: closing.signal });
-  const oauth: OAuthDeps = { state, stats, tokenTtlSeconds: o.tokenTtlSeconds };
+  const verifier = new WebhookDeliveries({ ...o, mode: o.verification, state, stats, signal: closing.signal });
+  const events = { state, deliveries: verifier };
+  const oauth: OAuthDeps = {
+    state,
+    stats,
+    tokenTtlSeconds: o.tokenTtlSeconds,
+    url: () => url,
+    onGrant: (clientId, user) => announceGrant(events, clientId, user),
+  };
   const helix: HelixDeps = {
     state,
     stats,
@@ -58,6 +67,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     '/oauth2/token': { POST: (r) => mintToken(oauth, r), GET: () => oauthError(404, 'Not Found') },
     '/oauth2/validate': { GET: (r) => validateToken(oauth, r) },
     '/oauth2/revoke': { POST: (r) => revokeToken(oauth, r) },
+    '/oauth2/authorize': { GET: (r) => authorizePage(oauth, r) },
+    '/oauth2/device': { POST: (r) => startDevice(oauth, r) },
+    '/activate': { GET: (r) => activatePage(oauth, r) },
   };
 
   const route = (req: Req): { kind: Kind | undefined; handle: Handler } => {
@@ -137,7 +149,34 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       return state.clients;
     },
     addClient: (client?: Parameters<Emulator['addClient']>[0]) => state.addClient(client),
+    userTokens: (clientId?: string) =>
+      state.userTokens(clientId).map((t) => ({
+        token: t.value,
+        user_id: t.userId ?? '',
+        login: t.login ?? '',
+        scopes: [...t.scopes],
+        valid: state.validToken(t.value) !== undefined,
+      })),
+    addRedirectUri: (uri: string, clientId?: string) => state.addRedirectUri(clientId ?? state.clients[0]!.clientId, uri),
     registerUserToken: (init: Parameters<Emulator['registerUserToken']>[0]) => state.registerUserToken(init).value,
+    setConsent: (consent: Parameters<Emulator['setConsent']>[0]) => {
+      const clientId = consent?.clientId ?? state.clients[0]!.clientId;
+      state.grants.setConsent(
+        clientId,
+        consent === undefined ? undefined : consent.decision === 'deny' ? 'deny' : { userId: consent.userId, login: consent.login ?? `user${consent.userId}`, scopes: consent.scopes },
+      );
+    },
+    approveDevice: (userCode: string, decision: Parameters<Emulator['approveDevice']>[1]) => {
+      const record = state.grants.deviceByUserCode(userCode);
+      if (!record) throw new Error(`No open device code ${userCode}`);
+      record.decision = decision === 'deny' ? 'deny' : { userId: decision.userId, login: decision.login ?? `user${decision.userId}` };
+    },
+    disconnectUser: (userId: string, clientId?: string) =>
+      (disconnectUser(events, clientId ?? state.clients[0]!.clientId, userId) ?? []).map((s) => s.wire.id),
+    grants: (clientId?: string) => {
+      const id = clientId ?? state.clients[0]!.clientId;
+      return state.grants.list(id).map((g) => ({ user_id: g.userId, login: g.login, scopes: [...g.scopes].sort() }));
+    },
     expireToken: (value: string) => void state.invalidate(value),
     expireAllTokens: () => state.invalidateAll(),
     injectFault: (fault: Fault) => faults.add(fault),

@@ -1,9 +1,15 @@
 /** What the emulated Twitch remembers: clients, tokens, user authorizations and subscriptions. */
 import type { Clock } from '../lib/clock.js';
+import { Grants } from './grants.js';
 import { randomAlnum } from './ids.js';
 import { ClientSubscriptions, twinKeyOf, type StoredSubscription, type SubscriptionFilter } from './sub-index.js';
 import type { EmulatorClient } from './types.js';
 
+
+/** The redirect URL a client has unless told otherwise: TWITCH_REDIRECT_URL's default and twitch-cli's. */
+export const DEFAULT_REDIRECT_URI = 'http://localhost:3000';
+/** An app registers up to 10 OAuth Redirect URLs. */
+export const MAX_REDIRECT_URIS = 10;
 export { LIVE_STATUSES, type StoredSubscription } from './sub-index.js';
 
 export interface TokenRecord {
@@ -29,8 +35,8 @@ export class EmulatorState {
   readonly #clock: Clock;
   readonly #ttlMs: number;
   readonly #tokens = new Map<string, TokenRecord>();
-  /** clientId → user IDs that authorized it (a registered user token); subscriptions naming them cost 0. */
-  readonly #authorized = new Map<string, Set<string>>();
+  /** Who authorized which client with which scopes, and the codes of the flows that grant it. */
+  readonly grants: Grants;
   /** Every subscription by id; a Map iterates in insertion order, which is creation order. */
   readonly #subscriptions = new Map<string, StoredSubscription>();
   readonly #byClient = new Map<string, ClientSubscriptions>();
@@ -39,14 +45,31 @@ export class EmulatorState {
   constructor(clock: Clock, tokenTtlSeconds: number) {
     this.#clock = clock;
     this.#ttlMs = tokenTtlSeconds * 1000;
+    this.grants = new Grants(clock);
   }
 
   /** @throws Error when the client ID is already registered. */
   addClient(init: Partial<EmulatorClient> = {}): EmulatorClient {
-    const client = { clientId: init.clientId ?? randomAlnum(30), clientSecret: init.clientSecret ?? randomAlnum(30) };
+    const client = {
+      clientId: init.clientId ?? randomAlnum(30),
+      clientSecret: init.clientSecret ?? randomAlnum(30),
+      redirectUris: [...(init.redirectUris ?? [DEFAULT_REDIRECT_URI])],
+    };
+    if (client.redirectUris.length > MAX_REDIRECT_URIS) throw new Error(`At most ${MAX_REDIRECT_URIS} redirect URLs per client`);
     if (this.client(client.clientId)) throw new Error(`Client ${client.clientId} is already registered`);
     this.clients.push(client);
     return client;
+  }
+
+  /** Registers one more OAuth Redirect URL (https://dev.twitch.tv/docs/authentication/register-app/). */
+  addRedirectUri(clientId: string, uri: string): void {
+    const client = this.client(clientId);
+    if (!client) throw new Error(`Unknown client ${clientId}`);
+    const list = (client.redirectUris ??= []);
+    if (list.includes(uri)) return;
+    if (!/^https?:\/\/[^/?#]+/.test(uri)) throw new Error(`Not an http(s) URL: ${uri}`);
+    if (list.length >= MAX_REDIRECT_URIS) throw new Error(`At most ${MAX_REDIRECT_URIS} redirect URLs per client`);
+    list.push(uri);
   }
 
   client(clientId: string): EmulatorClient | undefined {
@@ -57,20 +80,26 @@ export class EmulatorState {
     return this.#store({ clientId, kind: 'app', scopes: [] });
   }
 
-  /** @throws Error when the client is unknown. */
+  /**
+   * A user token, as if the user authorized the client with `scopes` (the grant is recorded too).
+   * @throws Error when the client is unknown.
+   */
   registerUserToken(init: { clientId?: string; userId: string; login?: string; scopes?: string[] }): TokenRecord {
     const clientId = init.clientId ?? this.clients[0]?.clientId;
     if (clientId === undefined || !this.client(clientId)) throw new Error(`Unknown client ${String(clientId)}`);
-    let users = this.#authorized.get(clientId);
-    if (!users) this.#authorized.set(clientId, (users = new Set()));
-    users.add(init.userId);
-    return this.#store({
-      clientId,
-      kind: 'user',
-      userId: init.userId,
-      login: init.login ?? `user${init.userId}`,
-      scopes: [...(init.scopes ?? [])],
-    });
+    const login = init.login ?? `user${init.userId}`;
+    this.grants.grant(clientId, { userId: init.userId, login }, init.scopes ?? []);
+    return this.issueUserToken(clientId, { userId: init.userId, login }, init.scopes ?? []);
+  }
+
+  /** A user token of `clientId` for a user, with exactly `scopes` (the grant is the caller's business). */
+  issueUserToken(clientId: string, user: { userId: string; login: string }, scopes: readonly string[]): TokenRecord {
+    return this.#store({ clientId, kind: 'user', userId: user.userId, login: user.login, scopes: [...scopes] });
+  }
+
+  /** Every user token issued to `clientId` (all clients when undefined), oldest first, revoked ones included. */
+  userTokens(clientId?: string): TokenRecord[] {
+    return [...this.#tokens.values()].filter((t) => t.kind === 'user' && (clientId === undefined || t.clientId === clientId));
   }
 
   /** The token if it exists, was not expired by hand or revoked, and has time left. */
@@ -99,7 +128,7 @@ export class EmulatorState {
   }
 
   isAuthorized(clientId: string, userId: string): boolean {
-    return this.#authorized.get(clientId)?.has(userId) ?? false;
+    return this.grants.grantOf(clientId, userId) !== undefined;
   }
 
   /** Stores a new subscription (its wire status decides whether it is live) with the next sequence. */

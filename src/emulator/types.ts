@@ -10,6 +10,11 @@ import type { Logger } from '../lib/logger.js';
 export interface EmulatorClient {
   clientId: string;
   clientSecret: string;
+  /**
+   * The app's registered OAuth Redirect URLs (at most 10), compared character for character. Default
+   * `['http://localhost:3000']`, the default of TWITCH_REDIRECT_URL and twitch-cli.
+   */
+  redirectUris?: string[];
 }
 
 export interface EmulatorOptions {
@@ -20,7 +25,7 @@ export interface EmulatorOptions {
   /** Default systemClock; used for token expiry, the rate-limit bucket and timestamps. */
   clock?: Clock;
   /** Default: one generated client (30 lowercase alphanumerics id, 30 character secret). */
-  clients?: EmulatorClient[];
+  clients?: Partial<EmulatorClient>[];
   /** Lifetime of minted and registered tokens, in seconds. Default 5_011_271 (~58 days, the docs' example). */
   tokenTtlSeconds?: number;
   /** Helix points per client: `limit` points refilled continuously over `windowMs`. Default 800 per 60_000 ms. */
@@ -124,11 +129,38 @@ export interface Emulator {
   /** Registers a client; missing fields are generated. @throws Error when the client ID is taken. */
   addClient(client?: Partial<EmulatorClient>): EmulatorClient;
   /**
+   * Every user token issued (by the flows or registerUserToken), oldest first, with whether Twitch would still
+   * accept it (`valid` false once revoked, expired by hand or past its lifetime). For tests that check a token was revoked.
+   */
+  userTokens(clientId?: string): { token: string; user_id: string; login: string; scopes: string[]; valid: boolean }[];
+  /** Registers one more OAuth Redirect URL for a client (default the first). @throws Error past 10, or for a bad URL. */
+  addRedirectUri(uri: string, clientId?: string): void;
+  /**
    * Registers a user access token (as if the user authorized the client) and returns its value. The user
    * counts as having authorized the client from then on: subscriptions naming them cost 0.
    * `clientId` defaults to the first client. @throws Error when the client is unknown.
    */
   registerUserToken(init: { clientId?: string; userId: string; login?: string; scopes?: string[] }): string;
+  /**
+   * Who consents at the authorize page (and at /activate) from now on: a user, with at most `scopes` when set
+   * (they may grant fewer than asked), or `decision: 'deny'`; undefined clears it. `clientId` defaults to the
+   * first client.
+   */
+  setConsent(
+    consent:
+      | { clientId?: string; userId: string; login?: string; scopes?: string[]; decision?: 'allow' }
+      | { clientId?: string; decision: 'deny' }
+      | undefined,
+  ): void;
+  /** Answers an open device code as the user would at twitch.tv/activate. @throws Error when no such code is open. */
+  approveDevice(userCode: string, decision: { userId: string; login?: string } | 'deny'): void;
+  /**
+   * The user disconnects the app: the grant is withdrawn, the subscriptions that needed it are revoked
+   * (`authorization_revoked`, revocation sent) and `user.authorization.revoke` goes out. Returns the ids revoked.
+   */
+  disconnectUser(userId: string, clientId?: string): string[];
+  /** The grants to a client (default the first), as Get User Authorization would show them. */
+  grants(clientId?: string): Array<{ user_id: string; login: string; scopes: string[] }>;
   /** The token becomes invalid: /validate answers 401, Helix 401. Unknown values are ignored. */
   expireToken(value: string): void;
   expireAllTokens(): void;

@@ -36,6 +36,9 @@ export const ERROR_CODES = Object.freeze({
   STATE_DIR_LOCKED: { exit: EXIT.RUNTIME, meaning: 'another eventsubd run holds the state directory (its daemon.pid lock)' },
   LISTEN_FAILED: { exit: EXIT.RUNTIME, meaning: 'the receiver cannot listen on EVENTSUBD_LISTEN (address in use, permission)' },
   JOURNAL_UNWRITABLE: { exit: EXIT.RUNTIME, meaning: 'the journal cannot be appended to or fsynced' },
+  AUTHORIZATION_MISSING: { exit: EXIT.RUNTIME, meaning: 'a declared subscription needs a user to authorize the app with scopes first (run the eventsubd authorize command it names)' },
+  AUTHORIZATION_DENIED: { exit: EXIT.RUNTIME, meaning: 'the user refused the authorization (authorize page or device activation)' },
+  AUTHORIZATION_FAILED: { exit: EXIT.RUNTIME, meaning: 'eventsubd authorize could not complete: no callback in time, a refused or expired code, a grant without the scopes asked, or one that did not persist' },
   ABORTED: { exit: EXIT.RUNTIME, meaning: 'the operation was cancelled (shutdown or Ctrl-C)' },
   INTERNAL_ERROR: { exit: EXIT.RUNTIME, meaning: 'a bug: an error without a code reached the top' },
 } as const);

@@ -54,6 +54,8 @@ export interface WebhookHandlerDeps {
   replayWindowMs?: number;
   /** Called after a new revocation was journaled. Errors it throws are logged, never answered. */
   onRevocation?: (subscription: ReceivedSubscription) => void;
+  /** Called after a new notification was journaled (the daemon watches `user.authorization.*`). Errors are logged. */
+  onNotification?: (subscription: ReceivedSubscription, event: unknown) => void;
   /** Called for every valid challenge; `subscription` is absent for a conduit shard's challenge. */
   onVerification?: (subscription: ReceivedSubscription | undefined, conduitShard?: ConduitShardRef) => void;
   /** GET/HEAD routes other than the webhook path (`/healthz`, `/readyz`, `/status`, `/metrics`). */
@@ -169,6 +171,7 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       notify(() => deps.onRevocation?.(body.subscription), 'onRevocation');
       return accepted('revocation');
     }
+    notify(() => deps.onNotification?.(body.subscription, body.event), 'onNotification');
     return accepted('notification');
   }
 

@@ -201,7 +201,9 @@ async function runCreate(
 
 function record(ctx: RunContext, what: Omit<ApplyFailure, 'code' | 'message'>, error: AppError): void {
   ctx.result.failed.push({ ...what, code: error.code, message: error.message });
-  ctx.logger.warn(`Subscription ${what.action} failed`, { subscription: what.key, id: what.id, err: error });
+  // A missing grant is reported by the sync, once per user: not a failure of ours to warn about here.
+  if (error.code === 'AUTHORIZATION_MISSING') ctx.logger.info(`Subscription ${what.action} waits for a user's authorization`, { subscription: what.key, id: what.id });
+  else ctx.logger.warn(`Subscription ${what.action} failed`, { subscription: what.key, id: what.id, err: error });
 }
 
 /**

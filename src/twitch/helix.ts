@@ -12,8 +12,8 @@ import { backoffDelay } from '../lib/retry.js';
 import { httpRequest, joinUrl, pathOf, twitchMessageOf, type HttpResult } from './http.js';
 import { RateLimitPacer } from './pacer.js';
 import type { AppToken } from './tokens.js';
-import type { CallOptions, CreateResult, EventSubApi, ListFilter, ListResult, TokenSource } from './types.js';
-import { CreateResponse, SubscriptionPage, type CreateSubscriptionBody, type Subscription } from './wire.js';
+import type { CallOptions, CreateResult, EventSubApi, ListFilter, ListResult, TokenSource, UserAuthorizationApi } from './types.js';
+import { CreateResponse, SubscriptionPage, UserAuthorizationPage, type CreateSubscriptionBody, type Subscription, type UserAuthorization } from './wire.js';
 
 export interface HelixCallInfo {
   method: string;
@@ -52,13 +52,14 @@ interface HelixRequest {
 }
 
 const SUBSCRIPTIONS = '/eventsub/subscriptions';
+const USER_AUTHORIZATIONS = '/authorization/users';
 /** How many empty-bucket 429s one call waits out before giving up with TWITCH_RATE_LIMITED. */
 const RATE_LIMIT_RETRIES = 5;
 const FILTER_KEYS = ['status', 'type', 'user_id', 'subscription_id'] as const;
 const ADOPTABLE_STATUSES = new Set(['enabled', 'webhook_callback_verification_pending']);
 
-/** `EventSubApi` over undici. Accepts only `AppToken`s (through `TokenSource`). */
-export class HelixEventSubClient implements EventSubApi {
+/** `EventSubApi` (and Get User Authorization) over undici. Accepts only `AppToken`s (through `TokenSource`). */
+export class HelixEventSubClient implements EventSubApi, UserAuthorizationApi {
   /** Shared by every call of this client; exposed for metrics. */
   readonly pacer: RateLimitPacer;
   readonly #o: HelixEventSubClientOptions;
@@ -95,6 +96,10 @@ export class HelixEventSubClient implements EventSubApi {
     if (res.status === 409) return this.#adopt(body, message, signal);
     if (res.status === 429) {
       throw new AppError('SUBSCRIPTION_LIMIT', `Cannot create ${body.type} v${body.version}: 429 ${message}`);
+    }
+    // A user named in the condition has not authorized this client with the type's scopes.
+    if (res.status === 403 && /missing proper authorization/i.test(message)) {
+      throw new AppError('AUTHORIZATION_MISSING', `Cannot create ${body.type} v${body.version}: 403 ${message}`);
     }
     throw httpError(this.#path(req), req, res, message);
   }
@@ -147,6 +152,25 @@ export class HelixEventSubClient implements EventSubApi {
     const message = twitchMessageOf(res);
     if (res.status === 404) throw new AppError('SUBSCRIPTION_NOT_FOUND', `Cannot delete subscription ${id}: 404 ${message}`);
     throw httpError(this.#path(req), req, res, message);
+  }
+
+  /**
+   * Get User Authorization for `userIds`, ten at a time (Twitch's limit per request).
+   * @throws TwitchHttpError on a non-200; TwitchBadResponseError for a body that is not the documented shape.
+   */
+  async userAuthorizations(userIds: readonly string[], options: CallOptions = {}): Promise<UserAuthorization[]> {
+    const out: UserAuthorization[] = [];
+    const unique = [...new Set(userIds)];
+    for (let i = 0; i < unique.length; i += 10) {
+      const query = new URLSearchParams(unique.slice(i, i + 10).map((id): [string, string] => ['user_id', id]));
+      const req: HelixRequest = { method: 'GET', path: USER_AUTHORIZATIONS, query, signal: options.signal };
+      const res = await this.#send(req);
+      if (res.status !== 200) throw httpError(this.#path(req), req, res, twitchMessageOf(res));
+      const parsed = UserAuthorizationPage.safeParse(res.body);
+      if (!parsed.success) throw badShape(this.#path(req), req, res);
+      out.push(...parsed.data.data);
+    }
+    return out;
   }
 
   /** Finds the twin a 409 refers to. */

@@ -117,3 +117,27 @@ function describeCause(err: unknown): string {
   const message = (err.message.split('\n')[0] ?? '') + cause;
   return typeof code === 'string' && !message.includes(code) ? `${code} ${message}` : message;
 }
+
+/**
+ * Exactly `application/x-www-form-urlencoded`: some servers (the twitch-cli mock) ignore the body when a
+ * `; charset=…` suffix is present (twitchdev/twitch-cli, internal/mock_auth/app_access_token.go).
+ */
+const FORM = 'application/x-www-form-urlencoded';
+
+/** `POST {base}{path}` with a form body, as id.twitch.tv takes every parameter (secrets never in the URL). */
+export function postForm(
+  base: string,
+  path: string,
+  form: URLSearchParams,
+  options: { dispatcher?: HttpCall['dispatcher']; signal?: AbortSignal | undefined; timeoutMs?: number | undefined },
+): Promise<HttpResult> {
+  return httpRequest({
+    method: 'POST',
+    url: joinUrl(base, path),
+    headers: { 'content-type': FORM, accept: 'application/json' },
+    body: form.toString(),
+    dispatcher: options.dispatcher,
+    signal: options.signal,
+    timeoutMs: options.timeoutMs,
+  });
+}

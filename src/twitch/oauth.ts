@@ -8,7 +8,7 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError, TwitchAuthError, TwitchBadResponseError, TwitchHttpError } from '../lib/errors.js';
-import { httpRequest, joinUrl, pathOf, twitchMessageOf, type HttpResult } from './http.js';
+import { httpRequest, joinUrl, pathOf, postForm, twitchMessageOf, type HttpResult } from './http.js';
 import { AppToken } from './tokens.js';
 import type { OAuthApi } from './types.js';
 import { TokenResponse, ValidateResponse } from './wire.js';
@@ -24,12 +24,6 @@ export interface OAuthClientOptions {
   /** Per-request headers/body timeout in ms. Default 10 000. */
   timeoutMs?: number | undefined;
 }
-
-/**
- * Exactly `application/x-www-form-urlencoded`: some servers (the twitch-cli mock) ignore the body when a
- * `; charset=…` suffix is present (twitchdev/twitch-cli, internal/mock_auth/app_access_token.go).
- */
-const FORM = 'application/x-www-form-urlencoded';
 
 /** `OAuthApi` over undici. Secrets travel in form bodies only, never in a URL or a Basic header. */
 export class OAuthClient implements OAuthApi {
@@ -105,15 +99,7 @@ export class OAuthClient implements OAuthApi {
   }
 
   #post(path: string, form: URLSearchParams, signal: AbortSignal | undefined): Promise<HttpResult> {
-    return httpRequest({
-      method: 'POST',
-      url: joinUrl(this.#opts.authUrl, path),
-      headers: { 'content-type': FORM, accept: 'application/json' },
-      body: form.toString(),
-      dispatcher: this.#opts.dispatcher,
-      signal,
-      timeoutMs: this.#opts.timeoutMs,
-    });
+    return postForm(this.#opts.authUrl, path, form, { dispatcher: this.#opts.dispatcher, signal, timeoutMs: this.#opts.timeoutMs });
   }
 
   #httpError(method: string, path: string, res: HttpResult, twitchMessage: string): TwitchHttpError {

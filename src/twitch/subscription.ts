@@ -10,6 +10,8 @@ export interface DesiredSubscription {
   readonly version: string;
   readonly condition: Readonly<Record<string, string>>;
   readonly transport: Readonly<{ method: 'webhook'; callback: string; secret: string }>;
+  /** Added by eventsubd, not declared in the file (`user.authorization.grant`/`revoke`). */
+  readonly implicit?: boolean;
 }
 
 /**
@@ -39,7 +41,7 @@ export function describeSubscription(sub: {
   condition: Readonly<Record<string, unknown>>;
 }): string {
   const condition = formatCondition(sub.condition, ' ');
-  return `${sub.type} v${sub.version}${condition ? ` ${condition}` : ''}`;
+  return `${sub.type} v${sub.version}${condition ? ` ${condition}` : ''}${'implicit' in sub && sub.implicit ? ' (implicit)' : ''}`;
 }
 
 /** `key=value` pairs of a condition, keys sorted, joined by `separator` (default `,`). */

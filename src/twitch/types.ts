@@ -3,7 +3,7 @@
  * asks for an `EventSubApi` and never constructs a client. Only the composition root builds concrete classes.
  */
 import type { AppToken } from './tokens.js';
-import type { CreateSubscriptionBody, Subscription, ValidateResponse } from './wire.js';
+import type { CreateSubscriptionBody, Subscription, UserAuthorization, ValidateResponse } from './wire.js';
 
 /** Where the Helix client gets its app token. Implemented by auth/TokenManager. */
 export interface TokenSource {
@@ -63,6 +63,12 @@ export interface CreateResult {
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
+}
+
+/** Get User Authorization, app token (https://dev.twitch.tv/docs/api/reference/#get-user-authorization). */
+export interface UserAuthorizationApi {
+  /** What each of `userIds` has granted the client (all grants together); a user who granted nothing is absent. */
+  userAuthorizations(userIds: readonly string[], options?: CallOptions): Promise<UserAuthorization[]>;
 }
 
 /** Helix `/eventsub/subscriptions`, app token only. */

@@ -30,6 +30,56 @@ export const ValidateResponse = z
   .loose();
 export type ValidateResponse = z.infer<typeof ValidateResponse>;
 
+/** Scopes as Twitch sends them: an array, a space-separated string, null or absent (answers vary). */
+const Scopes = z
+  .union([z.array(z.string()), z.string()])
+  .nullish()
+  .transform((s) => (s === null || s === undefined ? [] : Array.isArray(s) ? s : s.split(' ')).filter((x) => x.length > 0));
+
+/**
+ * POST /oauth2/token for a user (authorization code or device code) 200
+ * (https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#authorization-code-grant-flow).
+ */
+export const UserTokenResponse = z
+  .object({
+    access_token: z.string().min(1),
+    expires_in: z.number().int().nonnegative().optional(),
+    refresh_token: z.string().optional(),
+    scope: Scopes,
+    token_type: z.string().optional(),
+  })
+  .loose();
+export type UserTokenResponse = z.infer<typeof UserTokenResponse>;
+
+/** POST /oauth2/device 200 (https://dev.twitch.tv/docs/authentication/getting-tokens-oauth/#device-code-grant-flow). */
+export const DeviceCodeResponse = z
+  .object({
+    device_code: z.string().min(1),
+    expires_in: z.number().int().positive(),
+    interval: z.number().int().nonnegative(),
+    user_code: z.string().min(1),
+    verification_uri: z.string().min(1),
+  })
+  .loose();
+export type DeviceCodeResponse = z.infer<typeof DeviceCodeResponse>;
+
+/** GET /helix/authorization/users 200 (https://dev.twitch.tv/docs/api/reference/#get-user-authorization). */
+export const UserAuthorizationPage = z
+  .object({
+    data: z.array(
+      z
+        .object({
+          user_id: z.string().min(1),
+          user_login: z.string().nullish(),
+          user_name: z.string().nullish(),
+          scopes: Scopes,
+        })
+        .loose(),
+    ),
+  })
+  .loose();
+export type UserAuthorization = z.infer<typeof UserAuthorizationPage>['data'][number];
+
 /** Error bodies: OAuth `{status, message}`, Helix `{error, status, message}`. Both tolerated, both optional. */
 export const ErrorBody = z
   .object({

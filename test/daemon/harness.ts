@@ -287,7 +287,13 @@ export interface StatusDoc {
     finished_at?: string | null;
     counts?: Record<string, number> | null;
     blocked?: Array<{ id: string; type: string; status: string }>;
+    applied?: { created: number; adopted: number; recreated: number; deleted: number; failed: number } | null;
+    waiting_for_authorization?: number;
     error?: { code: string } | null;
+  };
+  authorization: {
+    missing: Array<{ user_id: string; fields: string[]; scopes: string[]; subscriptions: string[]; command: string; retry_at: string | null }>;
+    revoked: Array<{ user_id: string; login: string | null; revoked_at: string }>;
   };
   journal: { head: number; first_seq: number; writable: boolean; appends: number; fsyncs: number };
   delivery: Record<string, unknown>;

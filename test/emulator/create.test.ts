@@ -98,15 +98,18 @@ test('emulator create checks that a client_id condition names the token\'s clien
   assert.equal(mine.json.data[0].cost, 1);
 });
 
-test('emulator create: cost is 0 for types needing authorization and for users who authorized the client', async (t) => {
+test('emulator create: 403 without the grant a type needs; cost 0 for it once granted, and for users who authorized the client', async (t) => {
   const { emu, client } = await setup(t);
   const token = await mint(emu, client);
-  const follow = await helix(emu, {
-    method: 'POST',
-    token,
-    clientId: client.clientId,
-    body: webhookBody({ type: 'channel.follow', version: '2', condition: { broadcaster_user_id: '1', moderator_user_id: '1' } }),
-  });
+  const followBody = webhookBody({ type: 'channel.follow', version: '2', condition: { broadcaster_user_id: '1', moderator_user_id: '1' } });
+  const refused = await helix(emu, { method: 'POST', token, clientId: client.clientId, body: followBody });
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.message, 'subscription missing proper authorization');
+  emu.registerUserToken({ userId: '1', scopes: ['user:read:email'] });
+  assert.equal((await helix(emu, { method: 'POST', token, clientId: client.clientId, body: followBody })).status, 403, 'a grant without the scope');
+  emu.registerUserToken({ userId: '1', scopes: ['moderator:read:followers'] });
+  const follow = await helix(emu, { method: 'POST', token, clientId: client.clientId, body: followBody });
+  assert.equal(follow.status, 202);
   assert.equal(follow.json.data[0].cost, 0);
   emu.registerUserToken({ userId: '777' });
   const authorized = await helix(emu, { method: 'POST', token, clientId: client.clientId, body: webhookBody({ condition: { broadcaster_user_id: '777' } }) });

@@ -22,6 +22,8 @@ interface Fixture {
 async function fixture(t: Parameters<typeof setup>[0]): Promise<Fixture> {
   const { emu, client } = await setup(t, { bucket: { limit: 1_000_000, windowMs: 60_000 } });
   const token = await mint(emu, client);
+  // channel.follow needs its moderator's grant (moderator:read:followers).
+  for (const mod of ['mod0', 'mod1']) emu.registerUserToken({ userId: mod, scopes: ['moderator:read:followers'] });
   const order = new Map<string, number>();
   const create = async (i: number): Promise<string> => {
     const [type, version] = TYPES[i % 3]!;

@@ -164,12 +164,14 @@ test("emulator serves twitch-cli's /auth/token and /auth/validate aliases", asyn
 
 test('emulator accepts configured clients and addClient() registers more', async (t) => {
   const { emu } = await setup(t, { clients: [{ clientId: 'a'.repeat(30), clientSecret: 'b'.repeat(30) }] });
-  assert.deepEqual(emu.clients, [{ clientId: 'a'.repeat(30), clientSecret: 'b'.repeat(30) }]);
+  assert.deepEqual(emu.clients, [{ clientId: 'a'.repeat(30), clientSecret: 'b'.repeat(30), redirectUris: ['http://localhost:3000'] }]);
   const added = emu.addClient();
   assert.match(added.clientId, /^[a-z0-9]{30}$/);
   assert.equal(added.clientSecret.length, 30);
   assert.equal(emu.clients.length, 2);
   assert.throws(() => emu.addClient({ clientId: 'a'.repeat(30) }), /already registered/);
+  for (let port = 3001; port <= 3009; port++) emu.addRedirectUri(`http://localhost:${port}`, added.clientId);
+  assert.throws(() => emu.addRedirectUri('http://localhost:3010', added.clientId), /At most 10/);
   const token = await mint(emu, added);
   assert.match(token, /^[a-z0-9]{30}$/);
 });

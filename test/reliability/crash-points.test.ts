@@ -324,12 +324,17 @@ test('token lock crash: a restart with token.lock left naming a dead, a live or 
   }
 });
 
-/** A process that takes and releases token.lock in a loop (the built lock module, so that it starts fast). */
+/**
+ * A process that takes and releases token.lock in a loop (the built lock module, so that it starts fast). It says
+ * READY once it has held the lock a first time, so that every kill lands inside the loop, even on a loaded machine.
+ */
 const LOCK_LOOP = `
 import { waitForLockFile } from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/lib/file-lock.js')).href)};
 const clock = { now: () => Date.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+const take = () => waitForLockFile(process.argv[1], { clock, pollMs: 5, holder: process.pid + '\\n' });
+await (await take()).release();
 process.stdout.write('READY\\n');
-for (;;) await (await waitForLockFile(process.argv[1], { clock, pollMs: 5, holder: process.pid + '\\n' })).release();
+for (;;) await (await take()).release();
 `;
 
 test(`token lock crash: ${KILLS} kill -9 of a process taking and releasing token.lock in a loop (seed ${SEED}) leave the lock free at once`, async (t) => {

@@ -22,7 +22,9 @@ export async function emulate(ctx: CommandContext): Promise<number> {
   if ((clientId === undefined) !== (clientSecret === undefined)) {
     throw new ConfigError('--client-id and --client-secret go together');
   }
-  if (clientId && clientSecret) options.clients = [{ clientId, clientSecret }];
+  const redirectUris = parseRedirectUris(stringOpt(ctx.args, 'redirect-uri'));
+  if (clientId && clientSecret) options.clients = [{ clientId, clientSecret, redirectUris }];
+  else if (redirectUris) options.clients = [{ redirectUris }];
   const bucket = stringOpt(ctx.args, 'bucket');
   if (bucket !== undefined) options.bucket = parseBucket(bucket);
   options.logger = ctx.logger.child({ component: 'emulator' });
@@ -50,6 +52,16 @@ export async function emulate(ctx: CommandContext): Promise<number> {
   await ctx.stopped;
   await emulator.close();
   return 0;
+}
+
+function parseRedirectUris(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const uris = value.split(',').map((u) => u.trim()).filter(Boolean);
+  const bad = uris.find((u) => !/^https?:\/\/[^/?#]+/.test(u));
+  if (uris.length === 0 || uris.length > 10 || bad !== undefined) {
+    throw new ConfigError(`--redirect-uri must be 1 to 10 http(s) URLs, comma-separated: current value is "${value}"`);
+  }
+  return uris;
 }
 
 function parsePort(value: string): number {

@@ -4,6 +4,7 @@ import type { Subscription } from '../../twitch/wire.js';
 import type { CommandContext } from '../command.js';
 import { formatCondition } from '../../twitch/subscription.js';
 import { isBlockedStatus } from '../format.js';
+import { isImplicit } from '../../subscriptions/authorization.js';
 
 /**
  * `eventsubd subscriptions list`: every page of this client's subscriptions, with at most one filter.
@@ -14,14 +15,16 @@ export async function subscriptionsList(ctx: CommandContext): Promise<number> {
   const { helix } = await ctx.twitch();
   const result = await helix.list(filter, { signal: ctx.signal });
   const subs = result.subscriptions;
+  const config = ctx.config();
+  const implicit = (s: Subscription): boolean => isImplicit(s, config.clientId, config.callbackUrl);
   ctx.out.result(
     {
       total: subs.length,
       total_cost: result.totalCost ?? null,
       max_total_cost: result.maxTotalCost ?? null,
-      data: subs,
+      data: subs.map((s) => (implicit(s) ? { ...s, implicit: true } : s)),
     },
-    () => humanList(subs, result.totalCost, result.maxTotalCost),
+    () => humanList(subs, result.totalCost, result.maxTotalCost, implicit),
   );
   return 0;
 }
@@ -38,12 +41,12 @@ function listFilter(values: Record<string, unknown>): ListFilter {
   return {};
 }
 
-function humanList(subs: readonly Subscription[], totalCost?: number, maxCost?: number): string[] {
+function humanList(subs: readonly Subscription[], totalCost: number | undefined, maxCost: number | undefined, implicit: (s: Subscription) => boolean): string[] {
   if (subs.length === 0) return ['No subscriptions.'];
   const rows = subs.map((s) => [
     s.id,
     s.status + (isBlockedStatus(s.status) ? ' (not recreated)' : ''),
-    `${s.type} v${s.version}`,
+    `${s.type} v${s.version}${implicit(s) ? ' (implicit)' : ''}`,
     formatCondition(s.condition),
     String(s.cost),
   ]);

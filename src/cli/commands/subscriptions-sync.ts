@@ -1,8 +1,10 @@
 import { requireWebhook } from '../../config/settings.js';
 import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
-import { ConfigError, EXIT } from '../../lib/errors.js';
+import { AppError, ConfigError, EXIT } from '../../lib/errors.js';
+import { authorizeCommand, type PendingGrant } from '../../subscriptions/authorization.js';
 import { formatPlan, planSummary } from '../../subscriptions/plan.js';
 import { syncSubscriptions } from '../../subscriptions/sync.js';
+import { describeSubscription } from '../../twitch/subscription.js';
 import { boolOpt, type CommandContext } from '../command.js';
 
 /**
@@ -22,6 +24,8 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
   const dryRun = boolOpt(ctx.args, 'dry-run');
   const outcome = await syncSubscriptions({
     api: helix,
+    authorizations: helix,
+    clientId: config.clientId,
     desired,
     callbackUrl,
     prune: boolOpt(ctx.args, 'prune'),
@@ -32,6 +36,7 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
   });
   const summary = planSummary(outcome.plan);
   const result = outcome.result;
+  const waiting = outcome.needsAuthorization;
   ctx.out.result(
     {
       dry_run: dryRun,
@@ -47,6 +52,13 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
             failed: result.failed,
           }
         : null,
+      needs_authorization: waiting.map((p) => ({
+        user_id: p.userId,
+        fields: p.fields,
+        scopes: p.scopes,
+        subscriptions: p.waiting.map((d) => describeSubscription(d)),
+        command: authorizeCommand(p.userId),
+      })),
     },
     () => [
       ...formatPlan(outcome.plan),
@@ -55,7 +67,22 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
         : `Applied: ${result!.created.length} created, ${result!.adopted.length} adopted, ${result!.recreated} recreated, ` +
           `${result!.deleted} deleted, ${result!.failed.length} failed.`,
       ...(result?.failed ?? []).map((f) => `  failed ${f.action} ${f.key}: ${f.code}: ${f.message}`),
+      ...waiting.flatMap(waitingLines),
     ],
   );
+  if (!dryRun && waiting.length > 0) {
+    const count = waiting.reduce((n, p) => n + p.waiting.length, 0);
+    const users = waiting.map((p) => `user ${p.userId} (${p.fields.join(', ')}) must grant ${p.scopes.join(', ')}`).join('; ');
+    const run = waiting.map((p) => authorizeCommand(p.userId)).join(', then ');
+    throw new AppError('AUTHORIZATION_MISSING', `${count} declared subscription${count === 1 ? ' waits' : 's wait'} for authorization: ${users}; run ${run}`);
+  }
   return result && result.failed.length > 0 ? EXIT.RUNTIME : EXIT.OK;
+}
+
+/** `! needs authorization ...` and the subscriptions that wait, one per line. */
+function waitingLines(p: PendingGrant): string[] {
+  return [
+    `! needs authorization: user ${p.userId} (${p.fields.join(', ')}) must grant ${p.scopes.join(', ')}: run ${authorizeCommand(p.userId)}`,
+    ...p.waiting.map((d) => `    ${describeSubscription(d)}`),
+  ];
 }

@@ -1,7 +1,9 @@
 /**
- * The webhook callback verification that follows a 202
- * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request): exactly status 200 with the
- * raw challenge as body enables the subscription; anything else fails it.
+ * Every message the emulated Twitch sends to webhook subscriptions, tracked so that `close()` can wait for
+ * them: the callback verification that follows a 202
+ * (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request: exactly status 200
+ * with the raw challenge as body enables the subscription; anything else fails it), notifications, and
+ * revocations (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#revoking-your-subscription).
  */
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
@@ -27,8 +29,8 @@ export interface VerifierDeps {
 
 const PENDING = 'webhook_callback_verification_pending';
 
-/** Settles each new webhook subscription according to the verification mode; tracks deliveries in flight. */
-export class Verifier {
+/** Settles each new webhook subscription according to the verification mode; sends notifications and revocations. */
+export class WebhookDeliveries {
   readonly #deps: VerifierDeps;
   readonly #inFlight = new Set<Promise<void>>();
 
@@ -41,9 +43,45 @@ export class Verifier {
     const { mode } = this.#deps;
     if (mode === 'accept') this.#settle(subscription, true);
     else if (mode === 'reject') this.#settle(subscription, false);
-    else {
-      const run = this.#deliver(subscription).finally(() => this.#inFlight.delete(run));
-      this.#inFlight.add(run);
+    else this.#track(this.#deliver(subscription));
+  }
+
+  /** Sends a notification with `event` to an enabled subscription (nothing without `deliverTo`). */
+  notify(subscription: StoredSubscription, event: unknown): void {
+    if (subscription.wire.status !== 'enabled') return;
+    this.#track(this.#send(subscription, 'notification', event));
+  }
+
+  /** Marks a subscription revoked with `status` and sends the revocation message. */
+  revoke(subscription: StoredSubscription, status: string): void {
+    if (this.#deps.state.findSubscription(subscription.wire.id) !== subscription) return;
+    this.#deps.state.setSubscriptionStatus(subscription, status);
+    this.#track(this.#send(subscription, 'revocation'));
+  }
+
+  #track(run: Promise<void>): void {
+    const tracked = run.finally(() => this.#inFlight.delete(tracked));
+    this.#inFlight.add(tracked);
+  }
+
+  /** One message to the subscription's callback, redirected to `deliverTo`; failures are only logged. */
+  async #send(subscription: StoredSubscription, messageType: 'notification' | 'revocation', event?: unknown): Promise<void> {
+    const { deliverTo, clock, dispatcher, signal, logger } = this.#deps;
+    if (!deliverTo) return;
+    const callback = new URL(subscription.wire.transport.callback);
+    try {
+      await deliverWebhook({
+        url: new URL(callback.pathname + callback.search, deliverTo.origin).toString(),
+        secret: subscription.secret,
+        messageType,
+        subscription: structuredClone(subscription.wire),
+        event,
+        dispatcher,
+        clock,
+        signal,
+      });
+    } catch (err) {
+      logger.debug(`emulator: ${messageType} not delivered`, { id: subscription.wire.id, err });
     }
   }
 
