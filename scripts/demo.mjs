@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // The demo: a local Twitch emulator, then eventsubd against it, exactly as an operator would run it:
 // the CLI (config check, sync plan, token status), then the daemon: subscriptions verified through its
-// receiver, test events triggered, and read back from the journal. Needs no Twitch account; nothing leaves 127.0.0.1.
+// receiver, the broadcaster authorizing the app for the follow subscription (`eventsubd authorize`, with the
+// emulator's consent page standing in for the browser), test events triggered, and read back from the journal.
+// Needs no Twitch account; nothing leaves 127.0.0.1.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 import { startEmulator } from '../dist/emulator/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -15,6 +18,7 @@ const bin = join(root, 'dist', 'main.js');
 const stateDir = mkdtempSync(join(tmpdir(), 'eventsubd-demo-'));
 const port = await freePort();
 const listen = `127.0.0.1:${port}`;
+const redirect = `http://127.0.0.1:${await freePort()}/callback`;
 const emulator = await startEmulator({ host: '127.0.0.1', port: 0, pageSize: 2, deliverTo: `http://${listen}` });
 const client = emulator.clients[0];
 const secret = 'demo-webhook-secret-0123456789';
@@ -31,7 +35,10 @@ const env = {
   EVENTSUBD_STATE_DIR: stateDir,
   EVENTSUBD_SUBSCRIPTIONS: join(root, 'examples', 'subscriptions.yaml'),
   EVENTSUBD_LOG_LEVEL: 'warn',
+  TWITCH_REDIRECT_URL: redirect,
 };
+// The redirect URL, as registered for the app in the Twitch console.
+emulator.addRedirectUri(redirect);
 const bold = (s) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 
 function freePort() {
@@ -67,6 +74,36 @@ async function step(title, args) {
   return res;
 }
 
+/**
+ * `eventsubd authorize`, with this script as the broadcaster's browser: it opens the URL the command prints at
+ * the emulator, whose consent page answers as the broadcaster, and follows the redirect back to the command.
+ */
+async function authorize(title) {
+  process.stdout.write(`\n${bold('$ eventsubd authorize')}   # ${title}\n`);
+  const child = spawn(process.execPath, [bin, 'authorize'], { env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+  const closed = new Promise((resolve) => child.on('close', resolve));
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+      const line = stderr.split('\n').find((l) => l.includes('/oauth2/authorize?'));
+      if (line) resolve(line.trim());
+    });
+    closed.then((code) => reject(new Error(`eventsubd authorize exited ${code}: ${stderr}`)));
+  });
+  for (const line of stderr.trim().split('\n')) process.stdout.write(`  ${line}\n`);
+  const consent = await request(url);
+  await consent.body.dump();
+  const page = await request(consent.headers.location);
+  const html = (await page.body.text()).replace(/<head>.*<\/head>/s, '');
+  process.stdout.write(`  [browser] Twitch's consent page: the broadcaster clicks Authorize; back at ${redirect}: ${html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim()}\n`);
+  const code = await closed;
+  process.stdout.write(stdout);
+  if (code !== 0) throw new Error(`eventsubd authorize exited ${code}: ${stderr}`);
+}
+
 async function waitFor(what, check, timeoutMs = 15_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -93,6 +130,17 @@ try {
     emulator.subscriptions(client.clientId).every((s) => s.status === 'enabled'),
   );
   for (const line of daemonLog.trim().split('\n').slice(0, 12)) process.stdout.write(`  [log] ${line}\n`);
+
+  // channel.follow needs the moderator's grant (here the broadcaster moderates their own channel).
+  const waiting = (await status()).authorization.missing;
+  process.stdout.write(`\n${bold(`$ curl http://${listen}/status`)}   # what waits for a user's grant\n${JSON.stringify({ authorization: { missing: waiting } })}\n`);
+  emulator.setConsent({ userId: '12345', login: 'demo_streamer' }); // who signs in at Twitch's consent page
+  await authorize('the broadcaster grants moderator:read:followers; the user token is revoked at once, the daemon syncs');
+  await waitFor('the follow subscription, created and verified', async () =>
+    emulator.subscriptions(client.clientId).some((s) => s.type === 'channel.follow' && s.status === 'enabled') && (await status()).authorization.missing.length === 0,
+  );
+  process.stdout.write(`  [emulator] user tokens issued: ${emulator.userTokens().length}, still valid: ${emulator.userTokens().filter((t) => t.valid).length}\n`);
+  await step('who granted what, as Twitch shows it', ['authorizations', 'list']);
 
   await step('Twitch verified every callback through the daemon', ['subscriptions', 'list']);
   const to = `http://${listen}/twitch/eventsub`;

@@ -387,3 +387,29 @@ async function mkdirState(r: Rig): Promise<void> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(r.stateDir, { recursive: true, mode: 0o700 });
 }
+
+test('authorize: two users in turn, each with its own state; the first callback replayed to the second listener gets 400', async (t) => {
+  const r = await rig(t);
+  writeFileSync(
+    r.env.EVENTSUBD_SUBSCRIPTIONS!,
+    `${FOLLOW_FILE}  - type: channel.cheer\n    version: "1"\n    condition: { broadcaster_user_id: "1000" }\n`,
+  );
+  const run = start(r, ['authorize']);
+  const firstUrl = await authorizeUrl(run);
+  assert.equal(firstUrl.searchParams.get('scope'), 'bits:read', 'the broadcaster first (sorted by user id)');
+  r.emu.setConsent({ userId: '1000', login: 'streamer' });
+  const first = (await get(r, firstUrl)).location!;
+  assert.equal((await get(r, first)).status, 200);
+
+  const second = await run.line(/oauth2\/authorize\?.*moderator%3Aread%3Afollowers/);
+  const secondUrl = new URL(second.trim());
+  assert.notEqual(secondUrl.searchParams.get('state'), firstUrl.searchParams.get('state'));
+  const replay = await get(r, first);
+  assert.equal(replay.status, 400, 'a used state is not this run\'s');
+  assert.equal(r.emu.userTokens().length, 1, 'the replay exchanged nothing');
+  r.emu.setConsent({ userId: '2000', login: 'mod_marigold' });
+  assert.equal((await browse(r, secondUrl)).status, 200);
+  assert.equal(await run.done, 0, run.err());
+  assert.deepEqual(Object.keys(record(r)!.users).sort(), ['1000', '2000']);
+  assertNoTokenLeft(r, [run.out(), run.err(), replay.text]);
+});

@@ -318,18 +318,25 @@ test('HelixEventSubClient.create() 409 without a matching twin is SUBSCRIPTION_C
   assert.match(err.message, /subscription already exists/);
 });
 
-test('HelixEventSubClient.create() maps 400 and 403 to TwitchHttpError with the message, no retry, secret blanked', async (t) => {
+test('HelixEventSubClient.create() maps 400 and other 403s to TwitchHttpError and a missing grant to AUTHORIZATION_MISSING, no retry, secret blanked', async (t) => {
   const { server, helix } = await rig(t, (_req, res, i) =>
     i === 0
       ? sendJson(res, 400, { error: 'Bad Request', status: 400, message: `secret ${WEBHOOK_SECRET} is invalid` })
-      : sendJson(res, 403, { error: 'Forbidden', status: 403, message: 'subscription missing proper authorization' }),
+      : i === 1
+        ? sendJson(res, 403, { error: 'Forbidden', status: 403, message: 'subscription missing proper authorization' })
+        : sendJson(res, 403, { error: 'Forbidden', status: 403, message: 'Client-Id header does not match the token' }),
   );
   const bad = await rejection(helix.create(body));
   assert.equal(bad.code, 'TWITCH_HTTP_ERROR');
   assert.equal(bad.message, `POST ${PATH} failed: 400 secret [redacted] is invalid`);
+  // https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription: 403 when a user has not granted the scopes.
+  const missing = await rejection(helix.create(body));
+  assert.equal(missing.code, 'AUTHORIZATION_MISSING');
+  assert.equal(missing.message, 'Cannot create stream.online v1: 403 subscription missing proper authorization');
   const forbidden = await rejection(helix.create(body));
-  assert.equal(forbidden.message, `POST ${PATH} failed: 403 subscription missing proper authorization`);
-  assert.equal(server.requests.length, 2);
+  assert.equal(forbidden.code, 'TWITCH_HTTP_ERROR');
+  assert.equal(forbidden.message, `POST ${PATH} failed: 403 Client-Id header does not match the token`);
+  assert.equal(server.requests.length, 3);
 });
 
 test('HelixEventSubClient.delete() sends ?id= and maps 404 to SUBSCRIPTION_NOT_FOUND', async (t) => {

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EVENT_EXAMPLES, eventExample } from '../../src/twitch/event-examples.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { authorizationFor, authorizationTable, missingGrants, needsAuthorization } from '../../src/twitch/scopes.js';
+import { ROOT } from '../helpers/cli.js';
+import { scopeTableMarkdown } from '../helpers/scope-table.js';
 
 const key = (type: string, version: string) => `${type}@${version}`;
 const grants = (byUser: Record<string, string[]>) => (userId: string) =>
@@ -226,4 +230,12 @@ test('missingGrants: every example subscription is satisfied by granting every f
     }
     assert.deepEqual(missingGrants(e, grants(byUser)), [], key(e.type, e.version));
   }
+});
+
+test("README's table of scopes per type is the catalogue's (npx tsx test/helpers/scope-table.ts prints it)", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.split(/^### Scopes per type$/m)[1]?.split(/^#{2,3} /m)[0];
+  assert.ok(section, 'README.md has a "### Scopes per type" section');
+  const table = section.split('\n').filter((l) => l.startsWith('|'));
+  assert.deepEqual(table, scopeTableMarkdown());
 });
