@@ -3,7 +3,7 @@
  * https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits).
  */
 import { missingGrants } from '../twitch/scopes.js';
-import { lookupType, type CatalogueEntry } from './catalogue.js';
+import { lookupType, type CatalogueEntry } from '../twitch/catalogue.js';
 import type { HelixDeps } from './helix.js';
 import { helixError, isRecord, parseJson, type Reply, type Req } from './http.js';
 import { randomId, rfc3339Nano } from './ids.js';

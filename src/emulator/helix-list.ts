@@ -3,7 +3,7 @@
  * https://dev.twitch.tv/docs/api/reference/#delete-eventsub-subscription).
  */
 import { KNOWN_STATUSES } from '../twitch/wire.js';
-import { isKnownType } from './catalogue.js';
+import { isKnownType } from '../twitch/catalogue.js';
 import type { HelixDeps } from './helix.js';
 import { helixError, isRecord, type Reply, type Req } from './http.js';
 import type { TokenRecord } from './state.js';

@@ -9,8 +9,8 @@
 export { startEmulator } from './server.js';
 export { deliverWebhook, DELIVERY_TIMEOUT_MS } from './deliver.js';
 export type { DeliverOptions, DeliverResult, WebhookMessageType } from './deliver.js';
-export { catalogueEntries, lookupType } from './catalogue.js';
-export type { CatalogueEntry } from './catalogue.js';
+export { catalogueEntries, lookupType } from '../twitch/catalogue.js';
+export type { CatalogueEntry } from '../twitch/catalogue.js';
 export type {
   Emulator,
   EmulatorClient,

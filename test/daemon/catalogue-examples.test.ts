@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { catalogueEntries } from '../../src/emulator/catalogue.js';
+import { catalogueEntries } from '../../src/twitch/catalogue.js';
 import { eventExample } from '../../src/twitch/event-examples.js';
 import { readJournal } from './harness.js';
 import { ForwardSink, startInProcessDaemon } from './in-process.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { catalogueEntries } from '../../src/emulator/catalogue.js';
+import { catalogueEntries } from '../../src/twitch/catalogue.js';
 import { EVENT_EXAMPLES, eventExample } from '../../src/twitch/event-examples.js';
 
 const key = (type: string, version: string) => `${type}@${version}`;

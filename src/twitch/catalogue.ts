@@ -1,5 +1,6 @@
 /**
- * The subscription types the emulator accepts, with their versions and condition fields
+ * The subscription types Twitch accepts (the emulator enforces them, the subscriptions file is checked
+ * against them), with their versions and condition fields
  * (https://dev.twitch.tv/docs/eventsub/eventsub-subscription-types/). A type+version outside this list is
  * "invalid type and version combination" (a 400 of https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription).
  */
