@@ -217,7 +217,13 @@ export class TokenManager implements TokenSource {
       };
     }
     const current = this.#current;
-    if (!current) return { state: 'missing', ...(this.#lastError ? { lastError: briefError(this.#lastError) } : {}) };
+    if (!current) {
+      // Twitch refused the client credentials (TWITCH_AUTH_FAILED): no retry fixes that, a person must; an
+      // unreachable or failing Twitch is `missing`, which the loop's retries may end.
+      const last = this.#lastError;
+      if (!last) return { state: 'missing' };
+      return { state: last.code === 'TWITCH_AUTH_FAILED' ? 'refused' : 'missing', lastError: briefError(last) };
+    }
     return statusOf(current, this.#o.clock.now(), this.#lastError);
   }
 

@@ -12,11 +12,12 @@ export function globalHelp(commands: readonly CommandSpec[]): string {
     ...commands.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
     '',
     'Global flags:',
-    '  --env-file PATH  read settings from PATH instead of ./.env',
-    '  --help, -h       show help (also after a command)',
-    '  --version        print the version',
+    '  --settings-file PATH  read settings from PATH (dotenv syntax) instead of ./.env',
+    '                        (--env-file PATH: its former name, deprecated: Node 20 reads it too)',
+    '  --help, -h            show help (also after a command)',
+    '  --version             print the version',
     '',
-    'Exit codes: 0 ok, 1 runtime failure, 2 usage error, 77 token refused, 78 configuration error.',
+    'Exit codes: 0 ok, 1 runtime failure, 2 usage error, 77 token refused, 78 configuration error, 130 interrupted.',
     'Settings and error codes: see README.md.',
     '',
   ];
@@ -38,7 +39,7 @@ export function commandHelp(spec: CommandSpec): string {
     const flag = `--${name}${o.value ? ' ' + o.value : ''}${o.multiple ? ' ...' : ''}`;
     return [flag, o.description] as const;
   });
-  entries.push(['--env-file PATH', 'read settings from PATH instead of ./.env']);
+  entries.push(['--settings-file PATH', 'read settings from PATH (dotenv syntax) instead of ./.env']);
   const width = Math.max(...entries.map(([f]) => f.length));
   return [
     `Usage: eventsubd ${spec.path.join(' ')} ${spec.usage}`.trimEnd(),

@@ -64,13 +64,14 @@ export async function runCli(proc: CliProcess): Promise<number> {
       return EXIT.OK;
     }
     const args = parseCommandArgs(spec, rest);
-    const env = mergeEnv(proc, args);
+    const env = mergeEnv(proc, args, out);
     // Loaded only once a command is going to run: help and usage errors stay free of zod.
     const settings: typeof import('../config/settings.js') = await import('../config/settings.js');
     for (const name of settings.SECRET_SETTINGS) redactor.add(env[name]);
     let config: Config | undefined;
     const getConfig = (): Config => {
-      config ??= settings.loadConfig(overrideSettings(env, spec, args));
+      // Unknown setting names (a likely typo) are one warning line each on stderr, never fatal.
+      config ??= settings.loadConfig(overrideSettings(env, spec, args), { warn: (line) => out.note(line) });
       // Secrets read from *_FILE or systemd credentials are only known once the config is loaded.
       for (const s of config.eventsubSecrets) redactor.add(s);
       redactor.add(config.clientSecret);
@@ -81,7 +82,8 @@ export async function runCli(proc: CliProcess): Promise<number> {
     };
     const logLevel = (env.EVENTSUBD_LOG_LEVEL as LogLevel | undefined) ?? 'info';
     const logger = createJsonLogger({
-      sink: proc.stderr,
+      // Through the output, so that a log line and a progress line on a terminal do not break each other.
+      sink: out.logSink,
       level: ['debug', 'info', 'warn', 'error'].includes(logLevel) ? logLevel : 'info',
       redactor,
       now: () => proc.clock.now(),
@@ -103,6 +105,9 @@ export async function runCli(proc: CliProcess): Promise<number> {
         building ??= (async () => {
           const c = getConfig();
           settings.requireTwitchAccess(c);
+          // The token cache lives in the state directory: an unusable one is named (EVENTSUBD_STATE_DIR, exit 78)
+          // before any call to Twitch, as the daemon does at start.
+          await (await import('../lib/state-dir.js')).ensureStateDir(c.stateDir, { uid: proc.process.uid });
           const { buildTwitchStack } = await import('../daemon/twitch-stack.js');
           return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: await dispatcher(), pid: proc.process.pid }));
         })();
@@ -144,7 +149,8 @@ function findCommand(argv: readonly string[], stdout: TextSink): { spec: Command
 
 function parseCommandArgs(spec: CommandSpec, rest: string[]): ParsedArgs {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
-    'env-file': { type: 'string' },
+    [SETTINGS_FILE_FLAG]: { type: 'string' },
+    [LEGACY_ENV_FILE_FLAG]: { type: 'string' },
   };
   for (const [name, o] of Object.entries(spec.options)) options[name] = { type: o.type, multiple: o.multiple ?? false };
   let parsed;
@@ -175,12 +181,37 @@ function usageMessage(err: unknown): string {
   return msg.split('\n')[0]!.replace(/\. To specify.*$/, '');
 }
 
-/** env > .env file (the working directory's, or --env-file). */
-function mergeEnv(proc: CliProcess, args: ParsedArgs): Record<string, string | undefined> {
-  const explicit = typeof args.values['env-file'] === 'string' ? args.values['env-file'] : undefined;
-  const fromFile = proc.readEnvFile(explicit ?? '.env');
+/** The flag that names the settings file (dotenv syntax) to read instead of ./.env. */
+export const SETTINGS_FILE_FLAG = 'settings-file';
+/**
+ * Its former name, still accepted. Node 20 reads `--env-file` itself even after the script name and exits 9
+ * before eventsubd runs when the file is missing (https://github.com/nodejs/node/issues/54232), so the
+ * documented flag is `--settings-file`.
+ */
+export const LEGACY_ENV_FILE_FLAG = 'env-file';
+
+/** env > settings file (the working directory's .env, or --settings-file PATH). */
+function mergeEnv(proc: CliProcess, args: ParsedArgs, out: Output): Record<string, string | undefined> {
+  const current = args.values[SETTINGS_FILE_FLAG];
+  const legacy = args.values[LEGACY_ENV_FILE_FLAG];
+  if (typeof current === 'string' && typeof legacy === 'string') {
+    throw new UsageError(`--${SETTINGS_FILE_FLAG} and --${LEGACY_ENV_FILE_FLAG} name the same file: pass only --${SETTINGS_FILE_FLAG}`);
+  }
+  if (typeof legacy === 'string') {
+    out.note(`eventsubd: warning: --${LEGACY_ENV_FILE_FLAG} is deprecated (Node 20 also reads it, and exits 9 when the file is missing): use --${SETTINGS_FILE_FLAG}`);
+  }
+  const flag = typeof legacy === 'string' ? LEGACY_ENV_FILE_FLAG : SETTINGS_FILE_FLAG;
+  const explicit = typeof current === 'string' ? current : typeof legacy === 'string' ? legacy : undefined;
+  let fromFile: Record<string, string> | undefined;
+  try {
+    fromFile = proc.readEnvFile(explicit ?? '.env');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
+    const what = explicit === undefined ? `.env in the working directory` : `--${flag}: ${explicit}`;
+    throw new ConfigError(`Cannot read ${what} (${reason})`, { setting: explicit === undefined ? '.env' : `--${flag}`, cause: err });
+  }
   if (explicit !== undefined && fromFile === undefined) {
-    throw new ConfigError(`--env-file: cannot read ${explicit}`, { setting: '--env-file' });
+    throw new ConfigError(`--${flag}: cannot read ${explicit}: no such file`, { setting: `--${flag}` });
   }
   return { ...(fromFile ?? {}), ...proc.env };
 }

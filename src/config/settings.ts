@@ -1,6 +1,7 @@
 /**
  * Settings: merged from flags > environment > .env > defaults by `main.ts`, validated here once with zod,
- * then frozen. A bad value is a ConfigError (exit 78) that names the setting and the rule it broke.
+ * then frozen. Bad values are one ConfigError (exit 78) naming each setting and the rule it broke, all of
+ * them at once; unknown names that look like settings are only warned about (./unknown-settings.ts).
  * Secrets may come from `NAME_FILE=/path` or a systemd credential `$CREDENTIALS_DIRECTORY/<name in lower case>`.
  */
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
@@ -9,6 +10,8 @@ import { validate as validateCron } from 'node-cron';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { LOG_LEVELS, type LogLevel } from '../lib/logger.js';
+import { ConfigProblemsError, joinProblems, type ConfigProblem } from './problems.js';
+import { unknownSettingWarnings as warningsFor } from './unknown-settings.js';
 
 /** Settings whose values are secrets: never printed, may be read from files or credentials. */
 export const SECRET_SETTINGS = [
@@ -174,40 +177,83 @@ const Schema = z.object({
 /** Every setting name (the README and .env.example document each one: a test checks). */
 export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(Schema.shape));
 
+/** The name of a setting, as a type. */
+export type SettingName = keyof typeof Schema.shape;
+
+/** Names eventsubd reads besides its settings: systemd's directories. */
+const OTHER_NAMES = ['STATE_DIRECTORY', 'CREDENTIALS_DIRECTORY'];
+
+/**
+ * One warning line for each name of `raw` that looks like a mistyped setting: any unknown `EVENTSUBD_` or
+ * `EVENTSUB_` name, and an unknown `TWITCH_` name close to one of ours. With the nearest setting when there is one.
+ */
+export function unknownSettingWarnings(raw: RawSettings): string[] {
+  return warningsFor(Object.keys(raw), { settings: SETTING_NAMES, secrets: SECRET_SETTINGS, others: OTHER_NAMES });
+}
+
 export interface LoadOptions {
   /** Reads a secret file; injected for tests. */
   readFile?: (path: string) => string;
+  /** Receives one line per unknown setting name (a likely typo); not called when omitted. */
+  warn?: (line: string) => void;
 }
 
 /**
  * Validates and freezes the settings. `raw` is the merged view (flags > env > .env); defaults and
- * `*_FILE` / credential lookups are applied here.
- * @throws ConfigError naming the first setting that broke a rule.
+ * `*_FILE` / credential lookups are applied here. Names with our prefixes that are not settings are
+ * passed to `options.warn` (see `unknownSettingWarnings`); they are not errors.
+ * @throws ConfigError (a ConfigProblemsError) listing every setting that broke a rule, not only the first.
  */
 export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config {
+  if (options.warn) for (const line of unknownSettingWarnings(raw)) options.warn(line);
   const readFile = options.readFile ?? readSecretFile;
+  const problems: ConfigProblem[] = [];
+  const collect = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push({ setting: err.setting, message: err.message });
+      return undefined;
+    }
+  };
   const merged: Record<string, string | undefined> = {};
   for (const key of Object.keys(Schema.shape)) merged[key] = blankToUndefined(raw[key]);
-  for (const name of SECRET_SETTINGS) merged[name] = resolveSecret(name, raw, readFile);
+  for (const name of SECRET_SETTINGS) merged[name] = collect(() => resolveSecret(name, raw, readFile));
   merged.EVENTSUBD_STATE_DIR ??= blankToUndefined(raw.STATE_DIRECTORY)?.split(':')[0];
   for (const [key, value] of Object.entries(DEFAULTS)) merged[key] ??= value;
 
   const parsed = Schema.safeParse(merged);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const setting = String(issue.path[0] ?? 'settings');
-    const message = issue.message.startsWith(setting) ? issue.message : `${setting}: ${issue.message}`;
-    throw new ConfigError(message, { setting });
+    for (const issue of parsed.error.issues) {
+      const setting = String(issue.path[0] ?? 'settings');
+      problems.push({ setting, message: issue.message.startsWith(setting) ? issue.message : `${setting}: ${issue.message}` });
+    }
+  }
+  // The rules that read several settings are checked on the raw values, so that they are reported
+  // alongside the schema's problems.
+  const apiUrl = parsed.data?.TWITCH_API_URL ?? merged.TWITCH_API_URL!;
+  const apiIsLoopback = URL.canParse(apiUrl) && isLoopbackHost(new URL(apiUrl).hostname);
+  const callbackUrl = merged.EVENTSUB_CALLBACK_URL;
+  const callback = callbackUrl === undefined ? undefined : collect(() => checkCallback(callbackUrl, apiIsLoopback));
+  const listen = collect(() => parseListen(merged.EVENTSUBD_LISTEN!));
+  if (listen && merged.EVENTSUBD_STREAM_PATH !== 'off' && !merged.EVENTSUBD_STREAM_TOKEN && !isLoopbackHost(listen.host)) {
+    problems.push({
+      setting: 'EVENTSUBD_STREAM_TOKEN',
+      message: `EVENTSUBD_STREAM_TOKEN is required when EVENTSUBD_LISTEN is not a loopback address (${listen.host}): set it, or EVENTSUBD_STREAM_PATH=off`,
+    });
+  }
+  if (problems.length > 0 || !parsed.success || !listen) {
+    throw new ConfigProblemsError(joinProblems(problems, 'Settings'), problems);
   }
   const s = parsed.data;
-  const apiIsLoopback = isLoopbackHost(new URL(s.TWITCH_API_URL).hostname);
   const config: Config = {
     clientId: s.TWITCH_CLIENT_ID,
     clientSecret: s.TWITCH_CLIENT_SECRET,
     accessToken: s.TWITCH_ACCESS_TOKEN,
     eventsubSecrets: Object.freeze(s.EVENTSUB_SECRET ?? []),
-    callbackUrl: s.EVENTSUB_CALLBACK_URL === undefined ? undefined : checkCallback(s.EVENTSUB_CALLBACK_URL, apiIsLoopback),
-    listen: parseListen(s.EVENTSUBD_LISTEN),
+    callbackUrl: callback,
+    listen,
     stateDir: s.EVENTSUBD_STATE_DIR,
     subscriptionsFile: s.EVENTSUBD_SUBSCRIPTIONS,
     prune: s.EVENTSUBD_PRUNE,
@@ -230,12 +276,6 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
     apiIsLoopback,
     redirectUrl: s.TWITCH_REDIRECT_URL,
   };
-  if (config.stream && !config.stream.token && !isLoopbackHost(config.listen.host)) {
-    throw new ConfigError(
-      `EVENTSUBD_STREAM_TOKEN is required when EVENTSUBD_LISTEN is not a loopback address (${config.listen.host}): set it, or EVENTSUBD_STREAM_PATH=off`,
-      { setting: 'EVENTSUBD_STREAM_TOKEN' },
-    );
-  }
   return Object.freeze(config);
 }
 
@@ -257,6 +297,14 @@ export function requireWebhook(config: Config): { callbackUrl: string; secret: s
   const secret = config.eventsubSecrets[0];
   if (!secret) throw new ConfigError('EVENTSUB_SECRET is required for webhook subscriptions', { setting: 'EVENTSUB_SECRET' });
   return { callbackUrl: config.callbackUrl, secret };
+}
+
+/**
+ * One secret setting as `loadConfig` reads it (the variable, else `NAME_FILE`, else the systemd credential), for a
+ * command that needs it without the rest of the settings (`emulate`). @throws ConfigError for an unreadable file.
+ */
+export function secretSetting(name: (typeof SECRET_SETTINGS)[number], raw: RawSettings): string | undefined {
+  return resolveSecret(name, raw, readSecretFile);
 }
 
 function resolveSecret(name: string, raw: RawSettings, readFile: (path: string) => string): string | undefined {

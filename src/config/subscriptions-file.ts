@@ -1,15 +1,20 @@
 /**
  * The desired-subscriptions file (README.md "The subscriptions file"): YAML or JSON, validated with a
- * strict zod schema, resolved against the settings (the callback URL and the first EVENTSUB_SECRET) and
- * frozen. Every failure is a ConfigError (CONFIG_INVALID, exit 78) with one line naming the file, the path
- * inside it and the rule, e.g. `subs.yaml: subscriptions[3].condition.broadcaster_user_id: expected ...`.
+ * strict zod schema and against the catalogue of subscription types (./catalogue-check.ts), resolved against
+ * the settings (the callback URL and the first EVENTSUB_SECRET) and frozen. Every failure is a ConfigError
+ * (CONFIG_INVALID, exit 78) with one line naming the file, the entry's line, the path inside it and the rule,
+ * e.g. `subs.yaml:7: subscriptions[3].condition.broadcaster_user_id: expected ...`; the problems of every
+ * entry are listed at once (`subs.yaml: 3 problems: line 2: ...; line 5: ...`).
  * No value from the file other than type, version and condition ever reaches a message, and the secret never.
  */
 import { open } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
+import { isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { nearestName } from '../lib/edit-distance.js';
 import { describeSubscription, subscriptionKey, type DesiredSubscription } from '../twitch/subscription.js';
+import { checkEntry } from './catalogue-check.js';
+import { ConfigProblemsError, joinProblems } from './problems.js';
 
 /** The file may not be larger than this many bytes. */
 export const MAX_SUBSCRIPTIONS_FILE_BYTES = 5 * 1024 * 1024;
@@ -86,10 +91,11 @@ const Entry = z.strictObject(
   { error: (iss) => `expected a mapping with type, version and condition, got ${typeName(iss.input)}` },
 );
 
+/** The file's shape; each entry is then checked on its own, so that every entry's problems are reported. */
 const FileSchema = z.strictObject(
   {
     subscriptions: z
-      .array(Entry, { error: (iss) => requiredOr('a list', iss.input) })
+      .array(z.unknown(), { error: (iss) => requiredOr('a list', iss.input) })
       .max(MAX_SUBSCRIPTION_ENTRIES, `must have at most ${MAX_SUBSCRIPTION_ENTRIES} entries`),
   },
   { error: (iss) => `expected a mapping with a "subscriptions" list, got ${typeName(iss.input)}` },
@@ -110,7 +116,8 @@ export interface ParseOptions extends ResolveOptions {
 /**
  * Parses and validates the file's text. Pure.
  * @returns a frozen list (entries, conditions and transports frozen too), in file order.
- * @throws ConfigError (CONFIG_INVALID) with a one-line message naming the file, the path and the rule.
+ * @throws ConfigError (CONFIG_INVALID; a ConfigProblemsError listing each problem when entries are wrong) with a
+ *   one-line message naming the file, the line, the path and the rule.
  */
 export function parseSubscriptionsFile(text: string, options: ParseOptions): readonly DesiredSubscription[] {
   const file = options.fileName;
@@ -121,7 +128,7 @@ export function parseSubscriptionsFile(text: string, options: ParseOptions): rea
   }
   const parsed = FileSchema.safeParse(data);
   if (!parsed.success) throw configError(`${file}: ${formatIssues(parsed.error.issues)}`);
-  const entries = parsed.data.subscriptions;
+  const entries = checkEntries(parsed.data.subscriptions, file, text);
   if (entries.length > 0 && !options.callbackUrl) {
     const setting = 'EVENTSUB_CALLBACK_URL';
     throw configError(`${file} declares webhook subscriptions but ${setting} is not set`, setting);
@@ -129,29 +136,66 @@ export function parseSubscriptionsFile(text: string, options: ParseOptions): rea
   if (entries.length > 0 && !options.secret) {
     throw configError(`${file} declares webhook subscriptions but EVENTSUB_SECRET is not set`, 'EVENTSUB_SECRET');
   }
-  const callback = options.callbackUrl ?? '';
-  const secret = options.secret ?? '';
+  const transport = Object.freeze({ method: 'webhook' as const, callback: options.callbackUrl ?? '', secret: options.secret ?? '' });
+  return Object.freeze(
+    entries.map((entry) =>
+      Object.freeze({ type: entry.type, version: entry.version, condition: Object.freeze({ ...entry.condition }), transport }),
+    ),
+  );
+}
+
+type CheckedEntry = z.output<typeof Entry>;
+
+/**
+ * Checks every entry (its shape, then the catalogue: type, version, condition fields) and the duplicates.
+ * @throws ConfigProblemsError listing every problem of the file, each with the entry's line and path.
+ */
+function checkEntries(items: readonly unknown[], file: string, text: string): CheckedEntry[] {
+  const problems: Array<{ index: number; message: string }> = [];
+  const out: CheckedEntry[] = [];
   const seen = new Map<string, number>();
-  const out: DesiredSubscription[] = [];
-  entries.forEach((entry, index) => {
-    const key = subscriptionKey(entry.type, entry.version, entry.condition, callback);
-    const first = seen.get(key);
-    if (first !== undefined) {
-      throw configError(
-        `${file}: subscriptions[${index}] duplicates subscriptions[${first}] (${describeSubscription(entry)})`,
-      );
+  items.forEach((item, index) => {
+    const at = (path: Path): string => formatPath(['subscriptions', index, ...path]);
+    const parsed = Entry.safeParse(item);
+    if (!parsed.success) {
+      for (const line of issueLines(parsed.error.issues, ['subscriptions', index], ENTRY_KEYS)) problems.push({ index, message: line });
+      return;
     }
-    seen.set(key, index);
-    out.push(
-      Object.freeze({
-        type: entry.type,
-        version: entry.version,
-        condition: Object.freeze({ ...entry.condition }),
-        transport: Object.freeze({ method: 'webhook' as const, callback, secret }),
-      }),
-    );
+    const entry = parsed.data;
+    const wrong = checkEntry(entry);
+    for (const p of wrong) problems.push({ index, message: `${at(p.path)}: ${p.message}` });
+    if (wrong.length > 0) return;
+    // Conditions compare as strings; the callback is the same for every entry of one file.
+    const key = subscriptionKey(entry.type, entry.version, entry.condition, '');
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, index);
+    else problems.push({ index, message: `${at([])} duplicates subscriptions[${first}] (${describeSubscription(entry)})` });
+    out.push(entry);
   });
-  return Object.freeze(out);
+  if (problems.length === 0) return out;
+  const lines = entryLines(text);
+  const where = (index: number): string => (lines[index] === undefined ? '' : `:${lines[index]}`);
+  if (problems.length === 1) {
+    const [p] = problems as [{ index: number; message: string }];
+    throw new ConfigProblemsError(`${file}${where(p.index)}: ${p.message}`, [{ setting: SETTING, message: p.message }]);
+  }
+  const listed = problems.map((p) => ({
+    setting: SETTING,
+    message: lines[p.index] === undefined ? p.message : `line ${lines[p.index]}: ${p.message}`,
+  }));
+  throw new ConfigProblemsError(joinProblems(listed, file), listed);
+}
+
+/** The line (1-based) where each entry of the `subscriptions` list starts; computed only to word an error. */
+function entryLines(text: string): Array<number | undefined> {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter });
+  const list = doc.get('subscriptions', true);
+  if (!isSeq(list)) return [];
+  return list.items.map((node) => {
+    const offset = (node as { range?: [number, number, number] } | null)?.range?.[0];
+    return offset === undefined ? undefined : counter.linePos(offset).line;
+  });
 }
 
 export interface LoadOptions extends ResolveOptions {
@@ -293,24 +337,36 @@ function typeName(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-const TOP_KEYS = 'subscriptions';
-const ENTRY_KEYS = 'type, version, condition, transport';
+const TOP_KEYS = ['subscriptions'];
+const ENTRY_KEYS = ['type', 'version', 'condition', 'transport'];
 
-/** One line for the first issue, unknown keys first (a misspelt key is usually the root cause). */
+/** One line for the file's top level: its first issue, unknown keys first (a misspelt key is usually the root cause). */
 function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
-  const first = issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0];
-  if (!first) return 'invalid';
-  let line: string;
-  if (first.code === 'unrecognized_keys') {
-    const allowed = first.path.length === 0 ? TOP_KEYS : ENTRY_KEYS;
-    const key = first.keys[0] ?? '';
-    line = `${formatPath([...first.path, key])}: unknown key (allowed: ${allowed})`;
-  } else {
-    const path = formatPath(first.path);
-    line = path ? `${path}: ${first.message}` : first.message;
-  }
-  const more = issues.length - 1;
-  return more > 0 ? `${line} (and ${more} more problem${more > 1 ? 's' : ''})` : line;
+  return issueLines(issues, [], TOP_KEYS)[0] ?? 'invalid';
+}
+
+/**
+ * One `path: rule` per issue, `prefix` before each path, unknown keys first, each with the nearest allowed
+ * key when there is one (`typ` → did you mean "type"?).
+ */
+function issueLines(issues: readonly z.core.$ZodIssue[], prefix: Path, allowed: readonly string[]): string[] {
+  const unknown = issues.filter((i) => i.code === 'unrecognized_keys');
+  const suggested = new Set<string>();
+  return [...unknown, ...issues.filter((i) => i.code !== 'unrecognized_keys')].flatMap((issue) => {
+    if (issue.code !== 'unrecognized_keys') {
+      // `typ: x` already said "did you mean type?": "type: is required" would say it twice.
+      if (issue.message === 'is required' && suggested.has(formatPath(issue.path))) return [];
+      const path = formatPath([...prefix, ...issue.path]);
+      return [path ? `${path}: ${issue.message}` : issue.message];
+    }
+    // Unknown keys below the entry's own level (none today) are listed with the entry's keys as a hint.
+    return issue.keys.map((key) => {
+      const near = nearestName(key, allowed.filter((k) => !issue.keys.includes(k)));
+      if (near) suggested.add(formatPath([...issue.path, near]));
+      const hint = near ? `unknown key: did you mean "${near}"?` : `unknown key (allowed: ${allowed.join(', ')})`;
+      return `${formatPath([...prefix, ...issue.path, key])}: ${hint}`;
+    });
+  });
 }
 
 /** `subscriptions[3].condition.broadcaster_user_id`; odd keys are quoted. */

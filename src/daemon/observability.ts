@@ -54,7 +54,7 @@ export class DaemonMetrics {
     r.gauge('eventsubd_journal_last_fsync_seconds', 'Duration of the last journal fsync', (g) => g.set(journal.stats().lastFsyncMs / 1000));
     r.counter('eventsubd_token_mints_total', 'App tokens minted since start', (c) => c.set(tokens()?.stats.mints ?? 0));
     r.counter('eventsubd_token_validations_total', 'Token validations since start', (c) => c.set(tokens()?.stats.validations ?? 0));
-    r.gauge('eventsubd_token_state', 'The app token\'s state: 1 for the current one of ok, expiring, missing, refused', (g) => {
+    r.gauge('eventsubd_token_state', 'The app token\'s state: 1 for the current one of ok, expiring, missing (none yet: e.g. Twitch unreachable), refused (Twitch refuses the credentials or the supplied token)', (g) => {
       const state = tokens()?.status().state ?? 'missing';
       for (const s of TOKEN_STATES) g.set(s === state ? 1 : 0, { state: s });
     });
@@ -86,3 +86,4 @@ export class DaemonMetrics {
     for (const [status, n] of byStatus) this.subscriptions.set(n, { status });
   }
 }
+

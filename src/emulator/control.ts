@@ -35,6 +35,11 @@ const DeviceBody = z.object({
 });
 const DisconnectBody = z.object({ client_id: z.string().min(1).optional() });
 const RedirectBody = z.object({ client_id: z.string().min(1).optional(), redirect_uri: z.string().min(1) });
+const UserBody = z.object({
+  id: z.string().regex(/^\d{1,20}$/, 'id must be a numeric user id'),
+  login: z.string().regex(/^[A-Za-z0-9_]{1,25}$/, 'login must be 1-25 letters, digits or _'),
+  display_name: z.string().min(1).optional(),
+});
 
 const NO_CONTENT: Reply = { status: 204 };
 const STATUS_PATH = /^\/_emulator\/subscriptions\/([^/]+)\/status$/;
@@ -78,6 +83,13 @@ export function handleControl(emulator: Emulator, req: Req): Reply {
       const userId = decodeURIComponent(DISCONNECT_PATH.exec(req.path)?.[1] ?? '');
       return withBody(req, DisconnectBody, (b) => ({ status: 200, json: { revoked: emulator.disconnectUser(userId, b.client_id) } }), 404);
     }
+    case 'POST /_emulator/users':
+      return withBody(req, UserBody, (b) => {
+        emulator.registerUser({ id: b.id, login: b.login, display_name: b.display_name });
+        return NO_CONTENT;
+      });
+    case 'GET /_emulator/users':
+      return { status: 200, json: { data: emulator.users() } };
     case 'GET /_emulator/user-tokens':
       return { status: 200, json: { data: emulator.userTokens(req.query.get('client_id') ?? undefined) } };
     case 'GET /_emulator/grants':
@@ -135,6 +147,6 @@ function knownPath(path: string): boolean {
   return (
     STATUS_PATH.test(path) ||
     DISCONNECT_PATH.test(path) ||
-    ['/_emulator/consent', '/_emulator/device', '/_emulator/grants', '/_emulator/user-tokens', '/_emulator/redirect-uris', '/_emulator/clients', '/_emulator/faults', '/_emulator/stats', '/_emulator/expire-tokens', '/_emulator/subscriptions'].includes(path)
+    ['/_emulator/users', '/_emulator/consent', '/_emulator/device', '/_emulator/grants', '/_emulator/user-tokens', '/_emulator/redirect-uris', '/_emulator/clients', '/_emulator/faults', '/_emulator/stats', '/_emulator/expire-tokens', '/_emulator/subscriptions'].includes(path)
   );
 }

@@ -31,6 +31,8 @@ export interface DeliverOptions {
   subscription: WireSubscription | { type: string; version: string; [key: string]: unknown };
   /** The `event` of a notification (default `{}`); ignored for other message types. */
   event?: unknown;
+  /** The `events` of a batched notification (drop.entitlement.grant): sent instead of `event`. */
+  events?: readonly unknown[];
   /** The challenge of a verification; random when absent. */
   challenge?: string;
   /** Default: a random UUID. */
@@ -106,6 +108,7 @@ function buildBody(options: DeliverOptions): { body: string; challenge?: string 
     case 'revocation':
       return { body: JSON.stringify({ subscription }) };
     case 'notification':
+      if (options.events !== undefined) return { body: JSON.stringify({ subscription, events: options.events }) };
       return { body: JSON.stringify({ subscription, event: options.event ?? {} }) };
   }
 }

@@ -44,8 +44,18 @@ export const DEVICE_CODE_TTL_S = 1800;
 /** Seconds between polls that Twitch's example answer asks for. */
 export const DEVICE_POLL_INTERVAL_S = 5;
 
+/** A grant as the state file keeps it. */
+export interface GrantRecord {
+  clientId: string;
+  userId: string;
+  login: string;
+  scopes: string[];
+}
+
 export class Grants {
   readonly #clock: Clock;
+  /** Called after every change of the grants or consents (the state file's cue). */
+  onChange: () => void = () => undefined;
   /** clientId → userId → grant. */
   readonly #grants = new Map<string, Map<string, Grant>>();
   readonly #codes = new Map<string, CodeRecord>();
@@ -67,6 +77,7 @@ export class Grants {
     let users = this.#grants.get(clientId);
     if (!users) this.#grants.set(clientId, (users = new Map<string, Grant>()));
     const existing = users.get(user.userId);
+    this.onChange();
     if (existing) {
       existing.login = user.login;
       for (const s of scopes) existing.scopes.add(s);
@@ -86,12 +97,26 @@ export class Grants {
     const users = this.#grants.get(clientId);
     const grant = users?.get(userId);
     users?.delete(userId);
+    if (grant) this.onChange();
     return grant;
+  }
+
+  /** Every grant to every client, for the state file. */
+  records(): GrantRecord[] {
+    return [...this.#grants].flatMap(([clientId, users]) =>
+      [...users.values()].map((g) => ({ clientId, userId: g.userId, login: g.login, scopes: [...g.scopes].sort() })),
+    );
+  }
+
+  /** Every consent set, for the state file. */
+  consents(): Array<{ clientId: string; consent: Consent }> {
+    return [...this.#consent].map(([clientId, consent]) => ({ clientId, consent }));
   }
 
   setConsent(clientId: string, consent: Consent | undefined): void {
     if (consent === undefined) this.#consent.delete(clientId);
     else this.#consent.set(clientId, consent);
+    this.onChange();
   }
 
   consentOf(clientId: string): Consent | undefined {

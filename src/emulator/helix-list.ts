@@ -9,12 +9,14 @@ import { helixError, isRecord, type Reply, type Req } from './http.js';
 import type { TokenRecord } from './state.js';
 
 const FILTERS = ['status', 'type', 'user_id', 'subscription_id'] as const;
+/** The largest page `first` may ask for. */
+const MAX_FIRST = 100;
 
 /** `max_total_cost` of a user token (websocket), https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits. */
 const WEBSOCKET_MAX_TOTAL_COST = 10;
 
 /**
- * Lists the caller's subscriptions, oldest first, `pageSize` a page. An app token sees its client's
+ * Lists the caller's subscriptions, oldest first, `first` (else `pageSize`) a page. An app token sees its client's
  * webhook subscriptions; a user token sees websocket ones, of which there are none (not emulated).
  */
 export function listSubscriptions(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
@@ -24,6 +26,8 @@ export function listSubscriptions(deps: HelixDeps, req: Req, caller: TokenRecord
   const value = filter ? (req.query.get(filter) ?? '') : '';
   if (filter === 'status' && !(KNOWN_STATUSES as readonly string[]).includes(value)) return helixError(400, 'invalid status');
   if (filter === 'type' && !isKnownType(value)) return helixError(400, 'invalid type');
+  const first = parseFirst(req.query.get('first'));
+  if (first === 'invalid') return helixError(400, `first must be a whole number from 1 to ${MAX_FIRST}`);
   const after = req.query.get('after');
   const afterSeq = after ? decodeCursor(after) : 0;
   if (afterSeq === undefined) return helixError(400, 'invalid cursor');
@@ -31,7 +35,7 @@ export function listSubscriptions(deps: HelixDeps, req: Req, caller: TokenRecord
   if (caller.kind !== 'app') {
     return { status: 200, json: { data: [], total: 0, total_cost: 0, max_total_cost: WEBSOCKET_MAX_TOTAL_COST, pagination: {} } };
   }
-  const query = { filter: filter ? { name: filter, value } : undefined, afterSeq, limit: deps.pageSize };
+  const query = { filter: filter ? { name: filter, value } : undefined, afterSeq, limit: first ?? deps.pageSize };
   const { page, more } = deps.state.pageOf(caller.clientId, query);
   const last = page.at(-1);
   const { total, totalCost } = deps.state.totals(caller.clientId);
@@ -55,6 +59,16 @@ export function deleteSubscription(deps: HelixDeps, req: Req, caller: TokenRecor
   if (!found || found.clientId !== caller.clientId) return helixError(404, 'subscription not found');
   deps.state.deleteSubscription(id);
   return { status: 204 };
+}
+
+/**
+ * `first`, the page size asked for: Twitch's reference does not list it for this endpoint, but Helix takes it
+ * on its paginated lists (1 to 100, else 400) and client libraries send it; without it the page is `pageSize`.
+ */
+function parseFirst(value: string | null): number | undefined | 'invalid' {
+  if (value === null) return undefined;
+  const n = Number(value);
+  return /^\d{1,3}$/.test(value) && n >= 1 && n <= MAX_FIRST ? n : 'invalid';
 }
 
 /** Cursors are opaque to clients (base64url JSON, like Twitch's); they point after a creation sequence. */

@@ -1,5 +1,5 @@
 /**
- * Helix's front door for `/helix/eventsub/subscriptions`: bearer auth, Client-Id match (the 401 causes of
+ * Helix's front door for `/helix/eventsub/subscriptions`, `/helix/authorization/users` and `/helix/users`: bearer auth, Client-Id match (the 401 causes of
  * https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription), the per-client token bucket, and
  * `Ratelimit-*` headers on every answer, errors included (https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits).
  */
@@ -8,6 +8,7 @@ import type { Buckets, RateHeaders } from './bucket.js';
 import { authorization, helixError, type Reply, type Req } from './http.js';
 import { createSubscription } from './helix-create.js';
 import { deleteSubscription, listSubscriptions } from './helix-list.js';
+import { getUsers } from './helix-users.js';
 import type { EmulatorState, StoredSubscription, TokenRecord } from './state.js';
 import type { EmulatorStats } from './types.js';
 
@@ -48,6 +49,7 @@ export function faultHeaders(deps: HelixDeps, req: Req, status: number): RateHea
 }
 
 function route(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
+  if (req.path === '/helix/users') return getUsers(deps.state, req, caller);
   if (req.path === '/helix/authorization/users') {
     return req.method === 'GET' ? userAuthorizations(deps, req, caller) : { ...helixError(405, 'Method Not Allowed'), headers: { allow: 'GET' } };
   }

@@ -8,7 +8,7 @@
 import { authorization, formParams, oauthError, type Reply, type Req } from './http.js';
 import type { EmulatorState } from './state.js';
 import type { EmulatorStats } from './types.js';
-import { DEVICE_GRANT_TYPE, exchangeCode, pollDevice, type UserOAuthDeps } from './user-oauth.js';
+import { DEVICE_GRANT_TYPE, exchangeCode, pollDevice, splitScopes, type UserOAuthDeps } from './user-oauth.js';
 
 export interface OAuthDeps extends UserOAuthDeps {
   state: EmulatorState;
@@ -85,4 +85,27 @@ export function revokeToken(deps: OAuthDeps, req: Req): Reply {
   deps.state.invalidate(value);
   deps.stats.revocations += 1;
   return { status: 200 };
+}
+
+/**
+ * twitch-cli's `POST /auth/authorize?client_id&client_secret&grant_type=user_token&user_id&scope`: a user
+ * token for any user with the scopes asked, no consent page
+ * (https://github.com/twitchdev/twitch-cli/blob/main/docs/mock-api.md#getting-a-user-access-token). The user
+ * counts as having granted the client those scopes, as with `/_emulator/user-tokens`.
+ */
+export function mockUserToken(deps: OAuthDeps, req: Req): Reply {
+  const params = formParams(req);
+  const clientId = params.get('client_id');
+  const secret = params.get('client_secret');
+  const client = clientId ? deps.state.client(clientId) : undefined;
+  if (!client || client.clientSecret !== secret) return { status: 400, json: { status: 400, error: 'Bad Request', message: 'Client ID/Secret invalid' } };
+  if (params.get('grant_type') !== 'user_token') return { status: 400, json: { status: 400, error: 'Bad Request', message: 'Invalid grant_type' } };
+  const userId = params.get('user_id');
+  if (!userId) return { status: 400, json: { status: 400, error: 'Bad Request', message: 'Missing user_id' } };
+  const scopes = splitScopes(params.get('scope'));
+  const token = deps.state.registerUserToken({ clientId: client.clientId, userId, scopes });
+  return {
+    status: 200,
+    json: { access_token: token.value, refresh_token: '', expires_in: deps.state.expiresIn(token), scope: scopes, token_type: 'bearer' },
+  };
 }

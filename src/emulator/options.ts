@@ -19,6 +19,7 @@ export interface ResolvedOptions {
   deliverTo: URL | undefined;
   verification: VerificationMode;
   dispatcher: Dispatcher | undefined;
+  stateFile: string | undefined;
   logger: Logger;
 }
 
@@ -52,6 +53,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     deliverTo,
     verification,
     dispatcher: options.dispatcher,
+    stateFile: options.stateFile,
     logger: options.logger ?? silentLogger,
   };
 }

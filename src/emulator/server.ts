@@ -11,25 +11,36 @@ import { FaultQueue } from './faults.js';
 import { faultHeaders, handleHelix, type HelixDeps } from './helix.js';
 import { authorization, helixError, oauthError, type Reply, type Req } from './http.js';
 import { announceGrant, disconnectUser } from './authorization-events.js';
-import { mintToken, revokeToken, validateToken, type OAuthDeps } from './oauth.js';
+import { mintToken, mockUserToken, revokeToken, validateToken, type OAuthDeps } from './oauth.js';
 import { activatePage, authorizePage, startDevice } from './user-oauth.js';
 import { resolveOptions } from './options.js';
 import { EmulatorState } from './state.js';
 import { emptyStats, recordRequest, resetStats } from './stats.js';
 import type { Emulator, EmulatorOptions, Fault, RequestRecord } from './types.js';
 import { WebhookDeliveries } from './deliveries.js';
+import { readStateFile, restoreState, StateFileWriter } from './state-file.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
- * twitch-cli's mock paths (https://github.com/twitchdev/twitch-cli/blob/main/docs/mock-api.md#auth-namespace) and
- * twurple's mock-mode path (`TWURPLE_MOCK_API_PORT`), mapped to Twitch's.
+ * twitch-cli's mock paths (https://github.com/twitchdev/twitch-cli/blob/main/docs/mock-api.md#auth-namespace:
+ * `/auth/token`, `/auth/validate`; `/auth/revoke`, which twitch-cli lacks, by the same rule) and twurple's
+ * mock-mode path (`TWURPLE_MOCK_API_PORT`), mapped to Twitch's. `/auth/authorize` is twitch-cli's own
+ * user-token endpoint (see oauth.ts mockUserToken), and `/mock/...` is Helix (twitch-cli's `/mock` namespace).
  */
 const ALIASES: Readonly<Record<string, string>> = {
   '/auth/token': '/oauth2/token',
   '/auth/validate': '/oauth2/validate',
+  '/auth/revoke': '/oauth2/revoke',
   '/eventsub/subscriptions': '/helix/eventsub/subscriptions',
 };
+const MOCK_PREFIX = '/mock/';
+
+/** The Twitch path a requested path stands for. */
+function resolveAlias(path: string): string {
+  if (path.startsWith(MOCK_PREFIX)) return `/helix/${path.slice(MOCK_PREFIX.length)}`;
+  return ALIASES[path] ?? path;
+}
 
 type Kind = 'oauth' | 'helix' | 'control';
 type Handler = (req: Req) => Reply;
@@ -41,7 +52,13 @@ type Handler = (req: Req) => Reply;
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const o = resolveOptions(options);
   const state = new EmulatorState(o.clock, o.tokenTtlSeconds);
-  for (const client of o.clients ?? [{}]) state.addClient(client);
+  restoreState(state, o.stateFile === undefined ? undefined : readStateFile(o.stateFile), o.clients);
+  const stateFile = o.stateFile === undefined ? undefined : new StateFileWriter({ path: o.stateFile, state, logger: o.logger });
+  if (stateFile) {
+    state.onChange = () => stateFile.schedule();
+    // The clients generated or given at start are part of the state from the first moment.
+    stateFile.schedule();
+  }
   const stats = emptyStats();
   const faults = new FaultQueue();
   const closing = new AbortController();
@@ -68,6 +85,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     '/oauth2/validate': { GET: (r) => validateToken(oauth, r) },
     '/oauth2/revoke': { POST: (r) => revokeToken(oauth, r) },
     '/oauth2/authorize': { GET: (r) => authorizePage(oauth, r) },
+    '/auth/authorize': { GET: (r) => authorizePage(oauth, r), POST: (r) => mockUserToken(oauth, r) },
     '/oauth2/device': { POST: (r) => startDevice(oauth, r) },
     '/activate': { GET: (r) => activatePage(oauth, r) },
   };
@@ -92,13 +110,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
 
   const onRequest = async (raw: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const started = o.clock.now();
     const req = await readRequest(raw, res);
     if (!req) return;
+    // The path only: a query may hold a client secret or a token (twitch-cli's mock auth takes them there).
+    const log = (status: number): void =>
+      o.logger.debug('emulator request', { method: req.method, path: req.rawPath, status, ms: o.clock.now() - started });
     const { kind, handle } = route(req);
-    if (kind === 'control') return write(res, safely(handle, req, o.logger));
+    if (kind === 'control') {
+      const reply = safely(handle, req, o.logger);
+      log(reply.status);
+      return write(res, reply);
+    }
     const record = (status: number, auth: RequestRecord['auth']): void => {
       recordRequest(stats, { method: req.method, path: req.rawPath, status, auth }, kind === 'helix');
-      o.logger.debug('emulator request', { method: req.method, path: req.rawPath, status });
+      log(status);
     };
     const fault = faults.take(req.method, req.path, kind === 'helix');
     if (fault?.kind === 'reset') {
@@ -171,6 +197,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!record) throw new Error(`No open device code ${userCode}`);
       record.decision = decision === 'deny' ? 'deny' : { userId: decision.userId, login: decision.login ?? `user${decision.userId}` };
     },
+    registerUser: (user: Parameters<Emulator['registerUser']>[0]) =>
+      state.registerUser({ id: user.id, login: user.login, display_name: user.display_name ?? user.login }),
+    users: () => state.knownUsers(),
     disconnectUser: (userId: string, clientId?: string) =>
       (disconnectUser(events, clientId ?? state.clients[0]!.clientId, userId) ?? []).map((s) => s.wire.id),
     grants: (clientId?: string) => {
@@ -195,6 +224,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await Promise.all([done, verifier.drain()]);
+        await stateFile?.flush();
       })()),
   });
   return emulator;
@@ -224,7 +254,7 @@ async function readRequest(raw: IncomingMessage, res: ServerResponse): Promise<R
   return {
     method: (raw.method ?? 'GET').toUpperCase(),
     rawPath,
-    path: ALIASES[rawPath] ?? rawPath,
+    path: resolveAlias(rawPath),
     query: url.searchParams,
     headers: raw.headers,
     body: Buffer.concat(chunks),

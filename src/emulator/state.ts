@@ -5,7 +5,6 @@ import { randomAlnum } from './ids.js';
 import { ClientSubscriptions, twinKeyOf, type StoredSubscription, type SubscriptionFilter } from './sub-index.js';
 import type { EmulatorClient } from './types.js';
 
-
 /** The redirect URL a client has unless told otherwise: TWITCH_REDIRECT_URL's default and twitch-cli's. */
 export const DEFAULT_REDIRECT_URI = 'http://localhost:3000';
 /** An app registers up to 10 OAuth Redirect URLs. */
@@ -21,6 +20,13 @@ export interface TokenRecord {
   readonly scopes: readonly string[];
   readonly expiresAt: number;
   invalid: boolean;
+}
+
+/** A user of the emulated Twitch, as Get Users names them. */
+export interface DirectoryUser {
+  id: string;
+  login: string;
+  display_name: string;
 }
 
 /** A page of one client's subscriptions and whether more follow it. */
@@ -40,12 +46,57 @@ export class EmulatorState {
   /** Every subscription by id; a Map iterates in insertion order, which is creation order. */
   readonly #subscriptions = new Map<string, StoredSubscription>();
   readonly #byClient = new Map<string, ClientSubscriptions>();
+  /** Users registered through the control API, by id. */
+  readonly #users = new Map<string, DirectoryUser>();
   #seq = 0;
+  #onChange: () => void = () => undefined;
 
   constructor(clock: Clock, tokenTtlSeconds: number) {
     this.#clock = clock;
     this.#ttlMs = tokenTtlSeconds * 1000;
     this.grants = new Grants(clock);
+  }
+
+  /** Called after every change that the state file keeps (clients, tokens, grants, subscriptions, users). */
+  set onChange(listener: () => void) {
+    this.#onChange = listener;
+    this.grants.onChange = listener;
+  }
+
+  /** Registers (or renames) a user of the directory Get Users answers from. */
+  registerUser(user: DirectoryUser): void {
+    this.#users.set(user.id, { id: user.id, login: user.login.toLowerCase(), display_name: user.display_name });
+    this.#onChange();
+  }
+
+  /**
+   * Every user the emulator knows, by id: those registered, then those who granted a client something, who
+   * consent at the authorize page, or hold a user token. A registered user's names win.
+   */
+  knownUsers(): DirectoryUser[] {
+    const out = new Map(this.#users);
+    const add = (id: string, login: string): void => {
+      if (!out.has(id)) out.set(id, { id, login: login.toLowerCase(), display_name: login });
+    };
+    for (const g of this.grants.records()) add(g.userId, g.login);
+    for (const { consent } of this.grants.consents()) if (consent !== 'deny') add(consent.userId, consent.login);
+    for (const t of this.userTokens()) if (t.userId !== undefined) add(t.userId, t.login ?? `user${t.userId}`);
+    return [...out.values()];
+  }
+
+  /** The users registered through the control API only (the state file keeps them). */
+  registeredUsers(): DirectoryUser[] {
+    return [...this.#users.values()];
+  }
+
+  /** Every token, for the state file. */
+  tokenRecords(): TokenRecord[] {
+    return [...this.#tokens.values()];
+  }
+
+  /** Puts back a token of the state file as it was. */
+  restoreToken(token: TokenRecord): void {
+    this.#tokens.set(token.value, { ...token, scopes: [...token.scopes] });
   }
 
   /** @throws Error when the client ID is already registered. */
@@ -58,6 +109,7 @@ export class EmulatorState {
     if (client.redirectUris.length > MAX_REDIRECT_URIS) throw new Error(`At most ${MAX_REDIRECT_URIS} redirect URLs per client`);
     if (this.client(client.clientId)) throw new Error(`Client ${client.clientId} is already registered`);
     this.clients.push(client);
+    this.#onChange();
     return client;
   }
 
@@ -70,6 +122,7 @@ export class EmulatorState {
     if (!/^https?:\/\/[^/?#]+/.test(uri)) throw new Error(`Not an http(s) URL: ${uri}`);
     if (list.length >= MAX_REDIRECT_URIS) throw new Error(`At most ${MAX_REDIRECT_URIS} redirect URLs per client`);
     list.push(uri);
+    this.#onChange();
   }
 
   client(clientId: string): EmulatorClient | undefined {
@@ -120,11 +173,13 @@ export class EmulatorState {
     const token = this.validToken(value);
     if (!token) return false;
     token.invalid = true;
+    this.#onChange();
     return true;
   }
 
   invalidateAll(): void {
     for (const token of this.#tokens.values()) token.invalid = true;
+    this.#onChange();
   }
 
   isAuthorized(clientId: string, userId: string): boolean {
@@ -139,6 +194,7 @@ export class EmulatorState {
     let mine = this.#byClient.get(stored.clientId);
     if (!mine) this.#byClient.set(stored.clientId, (mine = new ClientSubscriptions()));
     mine.add(stored);
+    this.#onChange();
     return stored;
   }
 
@@ -157,6 +213,7 @@ export class EmulatorState {
     if (!found) return false;
     this.#subscriptions.delete(id);
     this.#byClient.get(found.clientId)?.remove(found);
+    this.#onChange();
     return true;
   }
 
@@ -164,6 +221,7 @@ export class EmulatorState {
   setSubscriptionStatus(subscription: StoredSubscription, status: string): void {
     if (this.#subscriptions.get(subscription.wire.id) !== subscription) throw new Error(`Unknown subscription ${subscription.wire.id}`);
     this.#byClient.get(subscription.clientId)?.setStatus(subscription, status);
+    this.#onChange();
   }
 
   /** The client's live subscriptions with this twin key (see twinKeyOf). Do not modify. */
@@ -192,6 +250,7 @@ export class EmulatorState {
     while (this.#tokens.has(value)) value = randomAlnum(30);
     const token: TokenRecord = { ...init, value, expiresAt: this.#clock.now() + this.#ttlMs, invalid: false };
     this.#tokens.set(value, token);
+    this.#onChange();
     return token;
   }
 }

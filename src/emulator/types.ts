@@ -47,6 +47,14 @@ export interface EmulatorOptions {
   verification?: 'deliver' | 'accept' | 'reject';
   /** For outbound webhook deliveries; undici's global dispatcher when absent. */
   dispatcher?: Dispatcher;
+  /**
+   * Keeps the state (clients, tokens, grants, consents, subscriptions, registered users) in this file: loaded
+   * at start when it exists, rewritten atomically after each change. The clients of `clients` win over the
+   * file's clients of the same ID; without `clients`, the file's clients are used (one is generated when it
+   * has none). A corrupt file is a ConfigError naming --state.
+   */
+  stateFile?: string;
+  /** Each request is logged at debug level (method, path without query, status, ms). */
   logger?: Logger;
 }
 
@@ -159,6 +167,13 @@ export interface Emulator {
    * (`authorization_revoked`, revocation sent) and `user.authorization.revoke` goes out. Returns the ids revoked.
    */
   disconnectUser(userId: string, clientId?: string): string[];
+  /**
+   * Adds a user to the directory `GET /helix/users` answers from (or renames one), besides the users who
+   * granted, consent or hold a user token. The login is stored in lower case.
+   */
+  registerUser(user: { id: string; login: string; display_name?: string }): void;
+  /** Every user of the directory. */
+  users(): Array<{ id: string; login: string; display_name: string }>;
   /** The grants to a client (default the first), as Get User Authorization would show them. */
   grants(clientId?: string): Array<{ user_id: string; login: string; scopes: string[] }>;
   /** The token becomes invalid: /validate answers 401, Helix 401. Unknown values are ignored. */
@@ -173,6 +188,6 @@ export interface Emulator {
   /** Live counters (the same object keeps updating). */
   readonly stats: EmulatorStats;
   resetStats(): void;
-  /** Stops listening, aborts pending deliveries and latency faults. Idempotent. */
+  /** Stops listening, aborts pending deliveries and latency faults, writes the state file last. Idempotent. */
   close(): Promise<void>;
 }

@@ -108,7 +108,9 @@ export interface ReceiverServer {
 
 /**
  * Listens on `host:port` and serves `handler`.
- * @throws AppError LISTEN_FAILED when the address cannot be listened on (exit 1: systemd may retry).
+ * @throws AppError LISTEN_FAILED when the address cannot be listened on (exit 78: the fix is EVENTSUBD_LISTEN or
+ *   the process holding the port; systemd's `systemctl restart` waits for the old process to end, so a port
+ *   still in use is not a restart race worth retrying).
  */
 export async function startReceiver(options: StartReceiverOptions): Promise<ReceiverServer> {
   const limits = { ...DEFAULT_RECEIVER_LIMITS, ...definedOnly(options.limits ?? {}) };
@@ -349,7 +351,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
 function listen(server: Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new AppError('LISTEN_FAILED', `Cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
+      reject(new AppError('LISTEN_FAILED', listenErrorMessage(err, { host, port }), { cause: err }));
     };
     server.once('error', onError);
     server.listen({ host, port }, () => {
@@ -357,6 +359,28 @@ function listen(server: Server, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** What the operator can do about each bind error; all of them are fixed in EVENTSUBD_LISTEN or around it. */
+const LISTEN_ERRORS: Readonly<Record<string, (port: number) => string>> = {
+  EADDRINUSE: () => 'the address is already in use (EADDRINUSE): stop the process that holds it, or set EVENTSUBD_LISTEN to another port',
+  EACCES: (port) =>
+    port < 1024
+      ? `permission denied (EACCES): port ${port} is privileged (below 1024); use a port from 1024 behind a reverse proxy, or grant CAP_NET_BIND_SERVICE`
+      : 'permission denied (EACCES): set EVENTSUBD_LISTEN to another address or port',
+  EADDRNOTAVAIL: () => 'this machine has no such address (EADDRNOTAVAIL): use 127.0.0.1, 0.0.0.0 or an address of one of its interfaces',
+  ENOTFOUND: () => 'the host name does not resolve (ENOTFOUND): use an IP address such as 127.0.0.1',
+  EAI_AGAIN: () => 'the host name could not be resolved now (EAI_AGAIN): use an IP address such as 127.0.0.1',
+};
+
+/**
+ * The one-line message of a failed bind, naming EVENTSUBD_LISTEN and what to change:
+ * `Cannot listen on 127.0.0.1:8080 (EVENTSUBD_LISTEN): the address is already in use (EADDRINUSE): ...`.
+ */
+export function listenErrorMessage(err: NodeJS.ErrnoException, address: { host: string; port: number }): string {
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  const why = (err.code && LISTEN_ERRORS[err.code]?.(address.port)) ?? err.code ?? err.message;
+  return `Cannot listen on ${host}:${address.port} (EVENTSUBD_LISTEN): ${why}`;
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

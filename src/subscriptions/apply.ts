@@ -29,8 +29,8 @@ export interface ApplyOptions {
   signal?: AbortSignal | undefined;
   /** Requests in flight at once; default 8, at least 1. */
   concurrency?: number | undefined;
-  /** Called after each request (or skipped step) with the count done and the total. */
-  onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Called after each request (or skipped step) with the count done, the total, and both by kind. */
+  onProgress?: ((done: number, total: number, progress: ApplyProgress) => void) | undefined;
   logger?: Logger | undefined;
 }
 
@@ -60,6 +60,39 @@ export interface ApplyResult {
   added: Subscription[];
 }
 
+/** Steps done (succeeded or failed) and planned, by kind; a recreate counts once in each. */
+export interface ApplyProgress {
+  deleted: number;
+  deletes: number;
+  created: number;
+  creates: number;
+}
+
+/** A step of the plan that was not carried out (or whose request was cut in flight). */
+export interface UnappliedStep {
+  action: 'create' | 'delete' | 'recreate';
+  /** `stream.online v1 broadcaster_user_id=12345`. */
+  key: string;
+  /** The subscription id, for deletes and recreates. */
+  id?: string;
+}
+
+/**
+ * The apply was stopped by its signal (Ctrl-C, shutdown): what was applied before it stopped, and what was not.
+ * A request in flight at that moment is listed in `remaining`, though Twitch may have carried it out: the next
+ * sync settles it either way.
+ */
+export class ApplyInterruptedError extends AbortedError {
+  readonly partial: ApplyResult;
+  readonly remaining: readonly UnappliedStep[];
+
+  constructor(init: { partial: ApplyResult; remaining: readonly UnappliedStep[] }, options: { cause?: unknown } = {}) {
+    super(options);
+    this.partial = init.partial;
+    this.remaining = init.remaining;
+  }
+}
+
 type Step =
   | { kind: 'delete'; existing: Subscription; forRecreate: boolean }
   | { kind: 'create'; desired: DesiredSubscription; recreateOf?: Subscription };
@@ -75,11 +108,17 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
   const logger = options.logger ?? silentLogger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_APPLY_CONCURRENCY) || 1);
   const result: ApplyResult = { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] };
-  const total = plan.delete.length + 2 * plan.recreate.length + plan.create.length;
-  let done = 0;
-  const tick = (): void => {
-    done += 1;
-    options.onProgress?.(done, total);
+  const progress: ApplyProgress = {
+    deleted: 0,
+    deletes: plan.delete.length + plan.recreate.length,
+    created: 0,
+    creates: plan.create.length + plan.recreate.length,
+  };
+  const total = progress.deletes + progress.creates;
+  const tick = (kind: Step['kind']): void => {
+    if (kind === 'delete') progress.deleted += 1;
+    else progress.created += 1;
+    options.onProgress?.(progress.deleted + progress.created, total, { ...progress });
   };
 
   // One controller for every request: a fatal error or the caller's abort cancels what is in flight.
@@ -96,9 +135,12 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
     if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
   };
   const ctx: RunContext = { api, logger, result, signal: controller.signal, tick, deletedForRecreate: new Set() };
+  /** Steps not yet finished: what an interruption reports as remaining. */
+  const left = new Set<Step>();
   const run = async (step: Step): Promise<void> => {
     try {
       await runStep(step, ctx);
+      left.delete(step);
     } catch (err) {
       // runStep records ordinary failures itself: what escapes is fatal (or a bug, treated alike).
       failed.fatal ??= toAppError(err);
@@ -106,24 +148,43 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
     }
   };
 
+  const deletes: Step[] = [
+    ...plan.delete.map((d): Step => ({ kind: 'delete', existing: d.existing, forRecreate: false })),
+    ...plan.recreate.map((r): Step => ({ kind: 'delete', existing: r.existing, forRecreate: true })),
+  ];
+  const creates: Step[] = [
+    ...plan.recreate.map((r): Step => ({ kind: 'create', desired: r.desired, recreateOf: r.existing })),
+    ...plan.create.map((d): Step => ({ kind: 'create', desired: d })),
+  ];
+  for (const step of [...deletes, ...creates]) left.add(step);
   try {
-    const deletes: Step[] = [
-      ...plan.delete.map((d): Step => ({ kind: 'delete', existing: d.existing, forRecreate: false })),
-      ...plan.recreate.map((r): Step => ({ kind: 'delete', existing: r.existing, forRecreate: true })),
-    ];
     await runPool(deletes, concurrency, run, () => controller.signal.aborted);
     stopIfFailed();
-
-    const creates: Step[] = [
-      ...plan.recreate.map((r): Step => ({ kind: 'create', desired: r.desired, recreateOf: r.existing })),
-      ...plan.create.map((d): Step => ({ kind: 'create', desired: d })),
-    ];
     await runPool(creates, concurrency, run, () => controller.signal.aborted);
     stopIfFailed();
     return result;
+  } catch (err) {
+    // Stopped by the caller (Ctrl-C, shutdown): say what was done and what was not, rather than only "aborted".
+    if (outer?.aborted) throw new ApplyInterruptedError({ partial: result, remaining: unapplied(left) }, { cause: err });
+    throw err;
   } finally {
     outer?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The steps in `left` as a person reads them: one entry per subscription (both halves of a recreate are one). */
+function unapplied(left: ReadonlySet<Step>): UnappliedStep[] {
+  const out = new Map<string, UnappliedStep>();
+  for (const step of left) {
+    const entry: UnappliedStep =
+      step.kind === 'delete'
+        ? { action: step.forRecreate ? 'recreate' : 'delete', key: describeSubscription(step.existing), id: step.existing.id }
+        : step.recreateOf
+          ? { action: 'recreate', key: describeSubscription(step.desired), id: step.recreateOf.id }
+          : { action: 'create', key: describeSubscription(step.desired) };
+    out.set(`${entry.action} ${entry.key} ${entry.id ?? ''}`, entry);
+  }
+  return [...out.values()];
 }
 
 interface RunContext {
@@ -131,7 +192,7 @@ interface RunContext {
   logger: Logger;
   result: ApplyResult;
   signal: AbortSignal;
-  tick: () => void;
+  tick: (kind: Step['kind']) => void;
   /** The recreate targets whose delete half succeeded (their create half may run). */
   deletedForRecreate: Set<Subscription>;
 }
@@ -152,7 +213,7 @@ async function runDelete(existing: Subscription, isRecreate: boolean, ctx: RunCo
     if (error.code !== 'SUBSCRIPTION_NOT_FOUND') {
       if (FATAL_APPLY_CODES.has(error.code)) throw error;
       record(ctx, { action: isRecreate ? 'recreate' : 'delete', key, id: existing.id }, error);
-      ctx.tick();
+      ctx.tick('delete');
       return;
     }
     ctx.logger.info('Subscription to delete was already gone', { subscription: key, id: existing.id });
@@ -160,7 +221,7 @@ async function runDelete(existing: Subscription, isRecreate: boolean, ctx: RunCo
   if (isRecreate) ctx.deletedForRecreate.add(existing);
   else ctx.result.deleted += 1;
   ctx.result.removed.push(existing);
-  ctx.tick();
+  ctx.tick('delete');
 }
 
 async function runCreate(
@@ -172,7 +233,7 @@ async function runCreate(
   const action = recreateOf ? 'recreate' : 'create';
   // The old one still exists: creating now would draw a 409 and adopt the broken twin.
   if (recreateOf && !ctx.deletedForRecreate.has(recreateOf)) {
-    ctx.tick();
+    ctx.tick('create');
     return;
   }
   const body: CreateSubscriptionBody = {
@@ -196,7 +257,7 @@ async function runCreate(
     if (FATAL_APPLY_CODES.has(error.code)) throw error;
     record(ctx, recreateOf ? { action, key, id: recreateOf.id } : { action, key }, error);
   }
-  ctx.tick();
+  ctx.tick('create');
 }
 
 function record(ctx: RunContext, what: Omit<ApplyFailure, 'code' | 'message'>, error: AppError): void {

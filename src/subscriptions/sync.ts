@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { missingGrants } from '../twitch/scopes.js';
 import type { EventSubApi, UserAuthorizationApi } from '../twitch/types.js';
 import type { Subscription } from '../twitch/wire.js';
-import { applyPlan, type ApplyFailure, type ApplyResult } from './apply.js';
+import { applyPlan, type ApplyFailure, type ApplyOptions, type ApplyResult } from './apply.js';
 import { describeSubscription, subscriptionKey, type DesiredSubscription } from '../twitch/subscription.js';
 import { IMPLICIT_TYPES, anyNeedsAuthorization, pendingGrants, usersToCheck, type PendingGrant } from './authorization.js';
 import { planIsEmpty, planSummary, planSync, type SyncPlan } from './plan.js';
@@ -31,7 +31,9 @@ export interface SyncOptions {
   /** Plan only: no create or delete is sent. */
   dryRun: boolean;
   signal?: AbortSignal | undefined;
-  onProgress?: ((done: number, total: number) => void) | undefined;
+  onProgress?: ApplyOptions['onProgress'];
+  /** Called with the plan just before it is applied (not on a dry run, nor when it is empty): to show it first. */
+  onPlan?: ((plan: SyncPlan) => void) | undefined;
   logger?: Logger | undefined;
   /** Requests in flight at once during apply (default 8). */
   concurrency?: number | undefined;
@@ -114,6 +116,7 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
   const waiting = await admitAuthorized(plan, grants, options.held);
   logPlan(logger, plan, options.dryRun, listed.pages);
 
+  if (!planIsEmpty(plan)) options.onPlan?.(plan);
   const applied: ApplyResult = planIsEmpty(plan)
     ? { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] }
     : await applyPlan(plan, options.api, {

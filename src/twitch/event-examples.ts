@@ -27,7 +27,8 @@ export interface EventExample {
 const REF = 'https://dev.twitch.tv/docs/eventsub/reference';
 
 /** The channel every example happens on. */
-const B_ID = '70885244';
+export const EXAMPLE_BROADCASTER_ID = '70885244';
+const B_ID = EXAMPLE_BROADCASTER_ID;
 /** The moderator in moderator conditions. */
 const M_ID = '62039911';
 /** The chatting/reading user of chat conditions (a bot account). */
@@ -953,11 +954,13 @@ export const EVENT_EXAMPLES: readonly EventExample[] = Object.freeze<EventExampl
       cheer: null,
       reply: null,
       channel_points_custom_reward_id: null,
+      channel_points_animation_id: null,
       source_broadcaster_user_id: null,
       source_broadcaster_user_login: null,
       source_broadcaster_user_name: null,
       source_message_id: null,
       source_badges: null,
+      is_source_only: null,
     },
     docs: `${REF}/chat#channel-chat-message`,
     source: 'example',

@@ -13,7 +13,8 @@ import { httpRequest, joinUrl, pathOf, twitchMessageOf, type HttpResult } from '
 import { RateLimitPacer } from './pacer.js';
 import type { AppToken } from './tokens.js';
 import type { CallOptions, CreateResult, EventSubApi, ListFilter, ListResult, TokenSource, UserAuthorizationApi } from './types.js';
-import { CreateResponse, SubscriptionPage, UserAuthorizationPage, type CreateSubscriptionBody, type Subscription, type UserAuthorization } from './wire.js';
+import type { z } from 'zod';
+import { CreateResponse, SubscriptionPage, UserAuthorizationPage, UserPage, type CreateSubscriptionBody, type HelixUser, type Subscription, type UserAuthorization } from './wire.js';
 
 export interface HelixCallInfo {
   method: string;
@@ -53,6 +54,7 @@ interface HelixRequest {
 
 const SUBSCRIPTIONS = '/eventsub/subscriptions';
 const USER_AUTHORIZATIONS = '/authorization/users';
+const USERS = '/users';
 /** How many empty-bucket 429s one call waits out before giving up with TWITCH_RATE_LIMITED. */
 const RATE_LIMIT_RETRIES = 5;
 const FILTER_KEYS = ['status', 'type', 'user_id', 'subscription_id'] as const;
@@ -158,15 +160,29 @@ export class HelixEventSubClient implements EventSubApi, UserAuthorizationApi {
    * Get User Authorization for `userIds`, ten at a time (Twitch's limit per request).
    * @throws TwitchHttpError on a non-200; TwitchBadResponseError for a body that is not the documented shape.
    */
-  async userAuthorizations(userIds: readonly string[], options: CallOptions = {}): Promise<UserAuthorization[]> {
-    const out: UserAuthorization[] = [];
-    const unique = [...new Set(userIds)];
-    for (let i = 0; i < unique.length; i += 10) {
-      const query = new URLSearchParams(unique.slice(i, i + 10).map((id): [string, string] => ['user_id', id]));
-      const req: HelixRequest = { method: 'GET', path: USER_AUTHORIZATIONS, query, signal: options.signal };
+  userAuthorizations(userIds: readonly string[], options: CallOptions = {}): Promise<UserAuthorization[]> {
+    return this.#getEach(USER_AUTHORIZATIONS, 'user_id', userIds, 10, UserAuthorizationPage, options);
+  }
+
+  /**
+   * Get Users by login (https://dev.twitch.tv/docs/api/reference/#get-users), a hundred at a time; a login Twitch
+   * does not know is absent from the answer.
+   * @throws TwitchHttpError on a non-200; TwitchBadResponseError for a body that is not the documented shape.
+   */
+  usersByLogin(logins: readonly string[], options: CallOptions = {}): Promise<HelixUser[]> {
+    return this.#getEach(USERS, 'login', logins.map((l) => l.toLowerCase()), 100, UserPage, options);
+  }
+
+  /** GETs `path` with `key=value` for each of `values` (deduplicated), `per` values a request, and joins the `data`. */
+  async #getEach<T>(path: string, key: string, values: readonly string[], per: number, schema: z.ZodType<{ data: T[] }>, options: CallOptions): Promise<T[]> {
+    const out: T[] = [];
+    const unique = [...new Set(values)];
+    for (let i = 0; i < unique.length; i += per) {
+      const query = new URLSearchParams(unique.slice(i, i + per).map((v): [string, string] => [key, v]));
+      const req: HelixRequest = { method: 'GET', path, query, signal: options.signal };
       const res = await this.#send(req);
       if (res.status !== 200) throw httpError(this.#path(req), req, res, twitchMessageOf(res));
-      const parsed = UserAuthorizationPage.safeParse(res.body);
+      const parsed = schema.safeParse(res.body);
       if (!parsed.success) throw badShape(this.#path(req), req, res);
       out.push(...parsed.data.data);
     }

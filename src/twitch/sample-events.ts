@@ -1,196 +1,151 @@
 /**
- * Realistic event payloads for the common subscription types (https://dev.twitch.tv/docs/eventsub/eventsub-subscription-types/,
- * https://dev.twitch.tv/docs/eventsub/eventsub-reference/), used by
- * `eventsubd trigger` and the emulator to send test notifications the way Twitch does. Field names follow
- * Twitch's EventSub reference; values are fixed-looking but unique where Twitch's are (ids, timestamps).
+ * The messages `eventsubd trigger` sends: for any type and version of the catalogue, the example payload of
+ * event-examples.ts (Twitch's documented shape) wrapped in a subscription object, the way Twitch puts them
+ * in a webhook body (https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#processing-an-event).
+ * Types are named as Twitch names them or by twitch-cli's trigger names (`cheer`, `follow`, `subscribe`...).
  */
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { catalogueEntries, lookupType } from './catalogue.js';
+import { EXAMPLE_BROADCASTER_ID, eventExample } from './event-examples.js';
 
-export interface SampleContext {
-  broadcasterId: string;
-  userId: string;
+/** A twitch-cli trigger name: the type it sends, and what it changes in the event. */
+interface TriggerAlias {
+  type: string;
+  patch?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * twitch-cli's trigger names, as each event type of twitch-cli declares them (`triggerMapping` in
+ * https://github.com/twitchdev/twitch-cli/tree/main/internal/events/types). `gift` sends a channel.subscribe
+ * with `is_gift` true, as twitch-cli does.
+ */
+export const TRIGGER_ALIASES: Readonly<Record<string, TriggerAlias>> = Object.freeze({
+  'ad-begin': { type: 'channel.ad_break.begin' },
+  grant: { type: 'user.authorization.grant' },
+  revoke: { type: 'user.authorization.revoke' },
+  ban: { type: 'channel.ban' },
+  unban: { type: 'channel.unban' },
+  'add-redemption': { type: 'channel.channel_points_custom_reward_redemption.add' },
+  'update-redemption': { type: 'channel.channel_points_custom_reward_redemption.update' },
+  'add-reward': { type: 'channel.channel_points_custom_reward.add' },
+  'update-reward': { type: 'channel.channel_points_custom_reward.update' },
+  'remove-reward': { type: 'channel.channel_points_custom_reward.remove' },
+  'stream-change': { type: 'channel.update' },
+  'charity-donate': { type: 'channel.charity_campaign.donate' },
+  'charity-start': { type: 'channel.charity_campaign.start' },
+  'charity-progress': { type: 'channel.charity_campaign.progress' },
+  'charity-stop': { type: 'channel.charity_campaign.stop' },
+  cheer: { type: 'channel.cheer' },
+  drop: { type: 'drop.entitlement.grant' },
+  transaction: { type: 'extension.bits_transaction.create' },
+  follow: { type: 'channel.follow' },
+  'channel-gift': { type: 'channel.subscription.gift' },
+  'goal-begin': { type: 'channel.goal.begin' },
+  'goal-progress': { type: 'channel.goal.progress' },
+  'goal-end': { type: 'channel.goal.end' },
+  'hype-train-begin': { type: 'channel.hype_train.begin' },
+  'hype-train-progress': { type: 'channel.hype_train.progress' },
+  'hype-train-end': { type: 'channel.hype_train.end' },
+  'add-moderator': { type: 'channel.moderator.add' },
+  'remove-moderator': { type: 'channel.moderator.remove' },
+  'poll-begin': { type: 'channel.poll.begin' },
+  'poll-progress': { type: 'channel.poll.progress' },
+  'poll-end': { type: 'channel.poll.end' },
+  'prediction-begin': { type: 'channel.prediction.begin' },
+  'prediction-progress': { type: 'channel.prediction.progress' },
+  'prediction-lock': { type: 'channel.prediction.lock' },
+  'prediction-end': { type: 'channel.prediction.end' },
+  raid: { type: 'channel.raid' },
+  'shield-mode-begin': { type: 'channel.shield_mode.begin' },
+  'shield-mode-end': { type: 'channel.shield_mode.end' },
+  'shoutout-create': { type: 'channel.shoutout.create' },
+  'shoutout-received': { type: 'channel.shoutout.receive' },
+  streamup: { type: 'stream.online' },
+  streamdown: { type: 'stream.offline' },
+  subscribe: { type: 'channel.subscribe' },
+  gift: { type: 'channel.subscribe', patch: { is_gift: true } },
+  unsubscribe: { type: 'channel.subscription.end' },
+  'subscribe-end': { type: 'channel.subscription.end' },
+  'subscribe-message': { type: 'channel.subscription.message' },
+  'unban-request-create': { type: 'channel.unban_request.create' },
+  'unban-request-resolve': { type: 'channel.unban_request.resolve' },
+  'user-update': { type: 'user.update' },
+});
+
+export interface SampleOptions {
+  /** Default: the type's latest version (the last of the catalogue: `2` before `1`, never `beta` unless alone). */
+  version?: string | undefined;
+  /** Replaces the examples' broadcaster id everywhere (condition and event). Default: the example's. */
+  broadcasterId?: string | undefined;
+  subscriptionId?: string | undefined;
+  /** The subscription's status (default `enabled`). */
+  status?: string | undefined;
+  /** transport.callback of the subscription object. */
+  callback: string;
   now: Date;
 }
 
-interface SampleType {
-  version: string;
-  condition: (c: SampleContext) => Record<string, string>;
-  event: (c: SampleContext) => Record<string, unknown>;
+export interface SampleMessage {
+  subscription: { type: string; version: string; [key: string]: unknown };
+  event?: Record<string, unknown>;
+  /** Batched types (drop.entitlement.grant) only. */
+  events?: Array<Record<string, unknown>>;
 }
 
-const broadcaster = (c: SampleContext) => ({
-  broadcaster_user_id: c.broadcasterId,
-  broadcaster_user_login: 'cool_broadcaster',
-  broadcaster_user_name: 'Cool_Broadcaster',
-});
-const user = (c: SampleContext) => ({ user_id: c.userId, user_login: 'cool_user', user_name: 'Cool_User' });
-const byBroadcaster = (c: SampleContext) => ({ broadcaster_user_id: c.broadcasterId });
-const withModerator = (c: SampleContext) => ({ broadcaster_user_id: c.broadcasterId, moderator_user_id: c.broadcasterId });
-const iso = (c: SampleContext, offsetMs = 0) => new Date(c.now.getTime() + offsetMs).toISOString();
+/** The subscription type a trigger name stands for (a type is its own name); undefined when unknown. */
+export function resolveTriggerName(name: string): string | undefined {
+  const alias = TRIGGER_ALIASES[name];
+  if (alias) return alias.type;
+  return catalogueEntries().some((e) => e.type === name) ? name : undefined;
+}
 
-export const SAMPLE_TYPES: Readonly<Record<string, SampleType>> = Object.freeze({
-  'stream.online': {
-    version: '1',
-    condition: byBroadcaster,
-    event: (c) => ({ id: String(randomInt(1_000_000_000, 9_999_999_999)), ...broadcaster(c), type: 'live', started_at: iso(c) }),
-  },
-  'stream.offline': { version: '1', condition: byBroadcaster, event: (c) => ({ ...broadcaster(c) }) },
-  'channel.update': {
-    version: '2',
-    condition: byBroadcaster,
-    event: (c) => ({
-      ...broadcaster(c),
-      title: 'Best Stream Ever',
-      language: 'en',
-      category_id: '12453',
-      category_name: 'Grand Theft Auto',
-      content_classification_labels: ['MatureGame'],
-    }),
-  },
-  'channel.follow': {
-    version: '2',
-    condition: withModerator,
-    event: (c) => ({ ...user(c), ...broadcaster(c), followed_at: iso(c) }),
-  },
-  'channel.subscribe': {
-    version: '1',
-    condition: byBroadcaster,
-    event: (c) => ({ ...user(c), ...broadcaster(c), tier: '1000', is_gift: false }),
-  },
-  'channel.cheer': {
-    version: '1',
-    condition: byBroadcaster,
-    event: (c) => ({ is_anonymous: false, ...user(c), ...broadcaster(c), message: 'pogchamp', bits: 1000 }),
-  },
-  'channel.raid': {
-    version: '1',
-    condition: (c) => ({ to_broadcaster_user_id: c.broadcasterId }),
-    event: (c) => ({
-      from_broadcaster_user_id: c.userId,
-      from_broadcaster_user_login: 'cool_user',
-      from_broadcaster_user_name: 'Cool_User',
-      to_broadcaster_user_id: c.broadcasterId,
-      to_broadcaster_user_login: 'cool_broadcaster',
-      to_broadcaster_user_name: 'Cool_Broadcaster',
-      viewers: 9001,
-    }),
-  },
-  'channel.ban': {
-    version: '1',
-    condition: byBroadcaster,
-    event: (c) => ({
-      ...user(c),
-      ...broadcaster(c),
-      moderator_user_id: c.broadcasterId,
-      moderator_user_login: 'cool_broadcaster',
-      moderator_user_name: 'Cool_Broadcaster',
-      reason: 'Offensive language',
-      banned_at: iso(c),
-      ends_at: iso(c, 600_000),
-      is_permanent: false,
-    }),
-  },
-  'channel.channel_points_custom_reward_redemption.add': {
-    version: '1',
-    condition: byBroadcaster,
-    event: (c) => ({
-      id: randomUUID(),
-      ...broadcaster(c),
-      ...user(c),
-      user_input: 'pogchamp',
-      status: 'unfulfilled',
-      reward: { id: '92af127c-7326-4483-a52b-b0da0be61c01', title: 'title', cost: 100, prompt: 'reward prompt' },
-      redeemed_at: iso(c),
-    }),
-  },
-  'channel.chat.message': {
-    version: '1',
-    condition: (c) => ({ broadcaster_user_id: c.broadcasterId, user_id: c.userId }),
-    event: (c) => ({
-      ...broadcaster(c),
-      chatter_user_id: c.userId,
-      chatter_user_login: 'cool_user',
-      chatter_user_name: 'Cool_User',
-      message_id: randomUUID(),
-      message: { text: 'Hi chat', fragments: [{ type: 'text', text: 'Hi chat', cheermote: null, emote: null, mention: null }] },
-      color: '#00FF7F',
-      badges: [],
-      message_type: 'text',
-      cheer: null,
-      reply: null,
-      channel_points_custom_reward_id: null,
-    }),
-  },
-  'channel.poll.begin': {
-    version: '1',
-    condition: byBroadcaster,
-    event: (c) => ({
-      id: randomUUID(),
-      ...broadcaster(c),
-      title: 'Aren’t shoes just really hard socks?',
-      choices: [
-        { id: '123', title: 'Yeah!' },
-        { id: '124', title: 'No!' },
-      ],
-      bits_voting: { is_enabled: false, amount_per_vote: 0 },
-      channel_points_voting: { is_enabled: true, amount_per_vote: 10 },
-      started_at: iso(c),
-      ends_at: iso(c, 60_000),
-    }),
-  },
-  'channel.hype_train.begin': {
-    version: '2',
-    condition: byBroadcaster,
-    event: (c) => ({
-      id: randomUUID(),
-      ...broadcaster(c),
-      total: 137,
-      progress: 137,
-      goal: 500,
-      top_contributions: [{ ...user(c), type: 'bits', total: 50 }],
-      level: 1,
-      all_time_high_level: 4,
-      all_time_high_total: 2845,
-      started_at: iso(c),
-      expires_at: iso(c, 300_000),
-      type: 'regular',
-      is_shared_train: false,
-    }),
-  },
-  'user.update': {
-    version: '1',
-    condition: (c) => ({ user_id: c.userId }),
-    event: (c) => ({ ...user(c), email_verified: true, description: 'cool description' }),
-  },
-  'user.authorization.revoke': {
-    version: '1',
-    condition: () => ({ client_id: 'crq72vsaoijkc83xx42hz6i37' }),
-    event: (c) => ({ client_id: 'crq72vsaoijkc83xx42hz6i37', user_id: c.userId, user_login: null, user_name: null }),
-  },
-});
+/** The versions the catalogue knows for a type, in its order. */
+export function versionsOf(type: string): string[] {
+  return catalogueEntries()
+    .filter((e) => e.type === type)
+    .map((e) => e.version);
+}
 
+/** Every name `sampleMessage` accepts: the types, then twitch-cli's trigger names. */
 export function sampleTypeNames(): string[] {
-  return Object.keys(SAMPLE_TYPES).sort();
+  return [...new Set(catalogueEntries().map((e) => e.type))].sort().concat(Object.keys(TRIGGER_ALIASES).sort());
 }
 
-/** The subscription object and event for a type, as Twitch puts them in a webhook body. */
-export function sampleMessage(
-  type: string,
-  c: SampleContext & { subscriptionId?: string; status?: string; callback?: string },
-): { subscription: Record<string, unknown>; event: Record<string, unknown> } | undefined {
-  const t = SAMPLE_TYPES[type];
-  if (!t) return undefined;
-  return {
-    subscription: {
-      id: c.subscriptionId ?? randomUUID(),
-      status: c.status ?? 'enabled',
-      type,
-      version: t.version,
-      cost: 0,
-      condition: t.condition(c),
-      transport: { method: 'webhook', callback: c.callback ?? 'https://example.com/webhooks/callback' },
-      created_at: iso(c, -3_600_000),
-    },
-    event: t.event(c),
+/**
+ * The subscription object and event for a type (or trigger name) and version, as Twitch puts them in a
+ * webhook body. Returns a reason instead when the name or the version is unknown.
+ */
+export function sampleMessage(name: string, options: SampleOptions): SampleMessage | { error: string } {
+  const type = resolveTriggerName(name);
+  if (!type) return { error: `Unknown type "${name}"` };
+  const versions = versionsOf(type);
+  const numbered = versions.filter((v) => v !== 'beta');
+  const version = options.version ?? numbered.at(-1) ?? versions.at(-1)!;
+  const entry = lookupType(type, version);
+  const example = eventExample(type, version);
+  if (!entry || !example) return { error: `Unknown version "${version}" of ${type}: known versions are ${versions.join(', ')}` };
+  const swap = <T>(value: T): T => (options.broadcasterId ? replaceString(value, EXAMPLE_BROADCASTER_ID, options.broadcasterId) : structuredClone(value));
+  const patch = TRIGGER_ALIASES[name]?.patch ?? {};
+  const subscription = {
+    id: options.subscriptionId ?? randomUUID(),
+    status: options.status ?? 'enabled',
+    type,
+    version,
+    condition: swap({ ...example.condition }),
+    transport: { method: 'webhook', callback: options.callback },
+    created_at: new Date(options.now.getTime() - 3_600_000).toISOString(),
+    cost: entry.requiresAuth ? 0 : 1,
   };
+  if (example.events) return { subscription, events: swap(example.events.map((e) => ({ ...e }))) };
+  return { subscription, event: { ...swap({ ...example.event }), ...patch } };
+}
+
+/** A deep copy of `value` with every string equal to `from` replaced by `to`. */
+function replaceString<T>(value: T, from: string, to: string): T {
+  if (value === from) return to as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => replaceString(v, from, to)) as T;
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, replaceString(v, from, to)])) as T;
+  }
+  return value;
 }

@@ -80,6 +80,25 @@ export const UserAuthorizationPage = z
   .loose();
 export type UserAuthorization = z.infer<typeof UserAuthorizationPage>['data'][number];
 
+/** Get Users (https://dev.twitch.tv/docs/api/reference/#get-users): the fields eventsubd shows. */
+export const UserPage = z
+  .object({
+    data: z.array(
+      z
+        .object({
+          id: z.string().min(1),
+          login: z.string(),
+          display_name: z.string(),
+          type: z.string().optional(),
+          broadcaster_type: z.string().optional(),
+          created_at: z.string().optional(),
+        })
+        .loose(),
+    ),
+  })
+  .loose();
+export type HelixUser = z.infer<typeof UserPage>['data'][number];
+
 /** Error bodies: OAuth `{status, message}`, Helix `{error, status, message}`. Both tolerated, both optional. */
 export const ErrorBody = z
   .object({

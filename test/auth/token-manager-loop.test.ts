@@ -122,7 +122,7 @@ test('TokenManager.start() resolves after a failed mint, reports it in status() 
   const r = rig(t);
   r.oauth.mintFailures.push(new TwitchAuthError(403, 'invalid client secret'));
   await r.m.start();
-  assert.equal(r.m.status().state, 'missing');
+  assert.equal(r.m.status().state, 'refused');
   assert.equal(r.m.status().lastError?.code, 'TWITCH_AUTH_FAILED');
   await r.clock.advance(499);
   assert.equal(r.oauth.mintCalls, 1);

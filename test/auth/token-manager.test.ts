@@ -216,7 +216,7 @@ test('TokenManager.getToken() does not retry TWITCH_AUTH_FAILED', async (t) => {
   const m = r.manager();
   await assert.rejects(m.getToken(), { code: 'TWITCH_AUTH_FAILED' });
   assert.equal(r.oauth.mintCalls, 1);
-  assert.equal(m.status().state, 'missing');
+  assert.equal(m.status().state, 'refused', 'a person must fix the credentials: status says refused, as the metric does');
   assert.equal(m.status().lastError?.code, 'TWITCH_AUTH_FAILED');
 });
 

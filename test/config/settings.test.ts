@@ -98,7 +98,8 @@ describe('loadConfig()', () => {
       throw Object.assign(new Error('denied'), { code: 'EACCES' });
     };
     const err = configError(() => loadConfig({ CREDENTIALS_DIRECTORY: '/creds' }, { readFile }));
-    assert.equal(err.message, 'TWITCH_CLIENT_SECRET: cannot read the systemd credential /creds/twitch_client_secret (CREDENTIALS_DIRECTORY): EACCES');
+    // Every secret's credential is unreadable: all five are reported, in one line.
+    assert.match(err.message, /^Settings: 5 problems: TWITCH_CLIENT_SECRET: cannot read the systemd credential \/creds\/twitch_client_secret \(CREDENTIALS_DIRECTORY\): EACCES; TWITCH_ACCESS_TOKEN: /);
     assert.equal((err as { setting?: string }).setting, 'CREDENTIALS_DIRECTORY');
   });
 

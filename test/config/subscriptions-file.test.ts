@@ -90,7 +90,7 @@ describe('parseSubscriptionsFile()', () => {
     [
       'an unknown entry key',
       entry(cond + '    colour: red\n'),
-      'subs.yaml: subscriptions[0].colour: unknown key (allowed: type, version, condition, transport)',
+      'subs.yaml:2: subscriptions[0].colour: unknown key (allowed: type, version, condition, transport)',
     ],
     [
       'an unknown top-level key',
@@ -102,66 +102,66 @@ describe('parseSubscriptionsFile()', () => {
       '- type: stream.online\n',
       'subs.yaml: expected a mapping with a "subscriptions" list, got a list',
     ],
-    ['a missing condition', entry(''), 'subs.yaml: subscriptions[0].condition: is required'],
+    ['a missing condition', entry(''), 'subs.yaml:2: subscriptions[0].condition: is required'],
     [
       'an empty condition',
       entry('    condition: {}\n'),
-      'subs.yaml: subscriptions[0].condition: must name at least one condition field',
+      'subs.yaml:2: subscriptions[0].condition: must name at least one condition field',
     ],
     [
       'a condition that is a list',
       entry('    condition: [1]\n'),
-      'subs.yaml: subscriptions[0].condition: expected a mapping such as { broadcaster_user_id: "12345" }, got a list',
+      'subs.yaml:2: subscriptions[0].condition: expected a mapping such as { broadcaster_user_id: "12345" }, got a list',
     ],
     [
       'a user ID that is not digits',
       entry('    condition: { broadcaster_user_id: abc }\n'),
-      'subs.yaml: subscriptions[0].condition.broadcaster_user_id: expected a string of digits (a Twitch user ID such as "12345")',
+      'subs.yaml:2: subscriptions[0].condition.broadcaster_user_id: expected a string of digits (a Twitch user ID such as "12345")',
     ],
     [
       'a condition value that is a mapping',
       entry('    condition: { reward_id: { a: 1 } }\n'),
-      'subs.yaml: subscriptions[0].condition.reward_id: expected a string, got a mapping',
+      'subs.yaml:2: subscriptions[0].condition.reward_id: expected a string, got a mapping',
     ],
     [
       'an ID too large for a number',
       entry('    condition: { broadcaster_user_id: 123456789012345678901 }\n'),
-      'subs.yaml: subscriptions[0].condition.broadcaster_user_id: is too large to be read exactly as a number: quote it',
+      'subs.yaml:2: subscriptions[0].condition.broadcaster_user_id: is too large to be read exactly as a number: quote it',
     ],
     [
       'a fractional version',
       'subscriptions:\n  - type: stream.online\n    version: 1.5\n' + cond,
-      'subs.yaml: subscriptions[0].version: expected a string such as "1", got a number',
+      'subs.yaml:2: subscriptions[0].version: expected a string such as "1", got a number',
     ],
     [
       'a missing version',
       'subscriptions:\n  - type: stream.online\n' + cond,
-      'subs.yaml: subscriptions[0].version: is required',
+      'subs.yaml:2: subscriptions[0].version: is required',
     ],
     [
       'a malformed type',
       'subscriptions:\n  - type: Stream Online\n    version: "1"\n' + cond,
-      'subs.yaml: subscriptions[0].type: expected an EventSub type such as "stream.online"',
+      'subs.yaml:2: subscriptions[0].type: expected an EventSub type such as "stream.online"',
     ],
     [
       'a websocket transport',
       entry(cond + '    transport: { method: websocket }\n'),
-      'subs.yaml: subscriptions[0].transport.method: websocket transport needs a user token; eventsubd manages webhook subscriptions',
+      'subs.yaml:2: subscriptions[0].transport.method: websocket transport needs a user token; eventsubd manages webhook subscriptions',
     ],
     [
       'a conduit transport',
       entry(cond + '    transport: { method: conduit }\n'),
-      'subs.yaml: subscriptions[0].transport.method: conduit transport is not supported yet',
+      'subs.yaml:2: subscriptions[0].transport.method: conduit transport is not supported yet',
     ],
     [
       'a secret in the transport',
       entry(cond + `    transport: { method: webhook, secret: ${SECRET} }\n`),
-      'subs.yaml: subscriptions[0].transport.secret: is not allowed here: the secret comes from EVENTSUB_SECRET',
+      'subs.yaml:2: subscriptions[0].transport.secret: is not allowed here: the secret comes from EVENTSUB_SECRET',
     ],
     [
       'a callback in the transport',
       entry(cond + '    transport: { method: webhook, callback: "https://x.example" }\n'),
-      'subs.yaml: subscriptions[0].transport.callback: is not allowed here: the callback is EVENTSUB_CALLBACK_URL',
+      'subs.yaml:2: subscriptions[0].transport.callback: is not allowed here: the callback is EVENTSUB_CALLBACK_URL',
     ],
   ];
   for (const [what, text, expected] of cases) {
@@ -170,11 +170,13 @@ describe('parseSubscriptionsFile()', () => {
     });
   }
 
-  it('counts further problems after the first one', () => {
+  it('lists every problem of an entry in one line, each with its line', () => {
     const text = 'subscriptions:\n  - type: 1\n    version: true\n    condition: {}\n';
     assert.equal(
       configFailure(() => parseSubscriptionsFile(text, yamlOpts)),
-      'subs.yaml: subscriptions[0].type: expected a string, got an integer (and 2 more problems)',
+      'subs.yaml: 3 problems: line 2: subscriptions[0].type: expected a string, got an integer; ' +
+        'line 2: subscriptions[0].version: expected a string such as "1", got a boolean; ' +
+        'line 2: subscriptions[0].condition: must name at least one condition field',
     );
   });
 
@@ -186,7 +188,7 @@ describe('parseSubscriptionsFile()', () => {
 `;
     assert.equal(
       configFailure(() => parseSubscriptionsFile(text, yamlOpts)),
-      'subs.yaml: subscriptions[2] duplicates subscriptions[1] (channel.follow v2 broadcaster_user_id=1 moderator_user_id=2)',
+      'subs.yaml:4: subscriptions[2] duplicates subscriptions[1] (channel.follow v2 broadcaster_user_id=1 moderator_user_id=2)',
     );
   });
 

@@ -126,6 +126,6 @@ test('emulator Helix answers 405 for other methods and 404 for other Helix paths
   const put = await helix(emu, { method: 'PUT', token, clientId: client.clientId });
   assert.equal(put.status, 405);
   assert.ok(put.headers['ratelimit-limit']);
-  const other = await helix(emu, { token, clientId: client.clientId, path: '/helix/users' });
+  const other = await helix(emu, { token, clientId: client.clientId, path: '/helix/streams' });
   assert.equal(other.status, 404);
 });

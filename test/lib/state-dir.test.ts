@@ -74,8 +74,8 @@ test('secureStateDir() refuses a FIFO, a state "directory" that is a file, and a
   });
   writeFileSync(join(base, 'file'), '');
   await assert.rejects(secureStateDir(join(base, 'file'), { uid, logger: captureLogs().logger }), {
-    code: 'STATE_DIR_UNSAFE',
-    message: `The state directory ${join(base, 'file')} (EVENTSUBD_STATE_DIR) is not a directory`,
+    code: 'STATE_DIR_INVALID',
+    message: `The state directory ${join(base, 'file')} (EVENTSUBD_STATE_DIR) is not a directory: remove that file, or set EVENTSUBD_STATE_DIR to another directory`,
   });
   const other = join(base, 'other');
   mkdirSync(other, { mode: 0o700 });

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startReceiver, type ReceiverLimits, type ReceiverServer } from '../../src/receiver/server.js';
 import type { ReceiverRequest } from '../../src/receiver/types.js';
+import type { AppError } from '../../src/lib/errors.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
 import { nextCall, untilEmitted, untilSleeping, untilTurn } from '../helpers/wait.js';
 import { CHALLENGE, WEBHOOK_PATH, makeHandler, notificationBody, signedRequest, verificationBody } from './helpers.js';
@@ -375,11 +376,17 @@ describe('receiver server: closing', () => {
     assert.equal(fx.journal.calls, 0);
   });
 
-  test('startReceiver() reports an address in use as LISTEN_FAILED (exit 1, so systemd may retry)', async (t) => {
+  test('startReceiver() reports an address in use as LISTEN_FAILED naming EVENTSUBD_LISTEN, exit 78', async (t) => {
     const fx = await start(t);
-    await assert.rejects(startReceiver({ host: '127.0.0.1', port: fx.server.address.port, handler: fx.handler }), {
-      code: 'LISTEN_FAILED',
-      message: /^Cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE$/,
+    const port = fx.server.address.port;
+    await assert.rejects(startReceiver({ host: '127.0.0.1', port, handler: fx.handler }), (err: AppError) => {
+      assert.equal(err.code, 'LISTEN_FAILED');
+      assert.equal(err.exitCode, 78);
+      assert.equal(
+        err.message,
+        `Cannot listen on 127.0.0.1:${port} (EVENTSUBD_LISTEN): the address is already in use (EADDRINUSE): stop the process that holds it, or set EVENTSUBD_LISTEN to another port`,
+      );
+      return true;
     });
   });
 

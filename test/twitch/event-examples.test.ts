@@ -72,3 +72,29 @@ test('eventExample finds by type and version', () => {
   assert.equal(eventExample('channel.follow', '1'), undefined);
   assert.equal(eventExample('no.such.type', '1'), undefined);
 });
+
+test('channel.chat.message carries the shared-chat fields of the docs example', () => {
+  const event = eventExample('channel.chat.message', '1')?.event ?? {};
+  for (const field of [
+    'source_broadcaster_user_id',
+    'source_broadcaster_user_login',
+    'source_broadcaster_user_name',
+    'source_message_id',
+    'source_badges',
+    'is_source_only',
+    'channel_points_animation_id',
+  ]) {
+    assert.ok(field in event, `channel.chat.message has ${field}`);
+  }
+});
+
+test('hype train v2 examples carry the v2 fields (shared trains, type)', () => {
+  for (const type of ['channel.hype_train.begin', 'channel.hype_train.progress', 'channel.hype_train.end']) {
+    const event = eventExample(type, '2')?.event ?? {};
+    for (const field of ['shared_train_participants', 'is_shared_train', 'type', 'top_contributions', 'level', 'total']) {
+      assert.ok(field in event, `${type} v2 has ${field}`);
+    }
+  }
+  const begin = eventExample('channel.hype_train.begin', '2')?.event ?? {};
+  for (const field of ['all_time_high_level', 'all_time_high_total', 'progress', 'goal', 'expires_at']) assert.ok(field in begin, `begin has ${field}`);
+});

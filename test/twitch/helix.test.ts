@@ -390,3 +390,26 @@ test('HelixEventSubClient passes a token failure through without sending anythin
   assert.equal(err.code, 'TOKEN_UNAVAILABLE');
   assert.equal(server.requests.length, 0);
 });
+
+test('usersByLogin: lowercases and deduplicates, asks at most 100 logins a request, joins the pages', async (t) => {
+  const r = await rig(t, (req, res) => {
+    const logins = new URL(req.url, 'http://x').searchParams.getAll('login');
+    sendJson(res, 200, { data: logins.filter((l) => !l.startsWith('ghost')).map((l, i) => ({ id: `${1000 + i}`, login: l, display_name: l.toUpperCase() })) });
+  });
+  const logins = ['Alice', 'alice', ...Array.from({ length: 150 }, (_, i) => `user${i}`), 'ghost1'];
+  const users = await r.helix.usersByLogin(logins);
+  assert.equal(r.server.requests.length, 2);
+  const perRequest = r.server.requests.map((q) => new URL(q.url, 'http://x').searchParams.getAll('login'));
+  assert.deepEqual(perRequest.map((l) => l.length), [100, 52]);
+  assert.ok(r.server.requests.every((q) => q.url.startsWith('/helix/users?')));
+  assert.equal(perRequest[0]![0], 'alice');
+  assert.equal(users.length, 151);
+  assert.deepEqual(users[0], { id: '1000', login: 'alice', display_name: 'ALICE' });
+});
+
+test('usersByLogin: a body without data is TWITCH_BAD_RESPONSE, a 400 a TWITCH_HTTP_ERROR', async (t) => {
+  const bad = await rig(t, (_req, res) => sendJson(res, 200, { users: [] }));
+  await assert.rejects(bad.helix.usersByLogin(['alice']), (err: unknown) => err instanceof AppError && err.code === 'TWITCH_BAD_RESPONSE');
+  const refused = await rig(t, (_req, res) => sendJson(res, 400, { error: 'Bad Request', status: 400, message: 'Invalid login names, emails or IDs in request' }));
+  await assert.rejects(refused.helix.usersByLogin(['alice']), (err: unknown) => err instanceof AppError && err.code === 'TWITCH_HTTP_ERROR' && /Invalid login/.test(err.message));
+});

@@ -1,9 +1,17 @@
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../../lib/errors.js';
 import { startEmulator, type EmulatorOptions } from '../../emulator/index.js';
-import { isLoopbackHost } from '../../config/settings.js';
+import { isLoopbackHost, secretSetting } from '../../config/settings.js';
 import { stringOpt, type CommandContext } from '../command.js';
 
-/** `eventsubd emulate`: runs the local Twitch until SIGINT/SIGTERM. Declared (flags, help) in ../commands.ts. */
+/**
+ * `eventsubd emulate`: runs the local Twitch until SIGINT/SIGTERM. Its client is `--client-id`/`--client-secret`,
+ * else TWITCH_CLIENT_ID/TWITCH_CLIENT_SECRET of the environment or .env (the secret also from TWITCH_CLIENT_SECRET_FILE
+ * or the systemd credential, as `run` reads it) (so that a daemon configured with them
+ * keeps working across restarts), else the `--state` file's, else a generated one. Declared (flags, help) in
+ * ../commands.ts.
+ */
 export async function emulate(ctx: CommandContext): Promise<number> {
   const options: EmulatorOptions = { host: '127.0.0.1', port: parsePort(stringOpt(ctx.args, 'port') ?? '8081') };
   const deliverTo = stringOpt(ctx.args, 'deliver-to');
@@ -17,16 +25,14 @@ export async function emulate(ctx: CommandContext): Promise<number> {
     if (!isLoopbackHost(host)) throw new ConfigError('--deliver-to must be a loopback address (127.0.0.1, ::1, localhost)');
     options.deliverTo = deliverTo.replace(/\/+$/, '');
   }
-  const clientId = stringOpt(ctx.args, 'client-id');
-  const clientSecret = stringOpt(ctx.args, 'client-secret');
-  if ((clientId === undefined) !== (clientSecret === undefined)) {
-    throw new ConfigError('--client-id and --client-secret go together');
-  }
+  const { clientId, clientSecret } = credentials(ctx);
   const redirectUris = parseRedirectUris(stringOpt(ctx.args, 'redirect-uri'));
   if (clientId && clientSecret) options.clients = [{ clientId, clientSecret, redirectUris }];
   else if (redirectUris) options.clients = [{ redirectUris }];
   const bucket = stringOpt(ctx.args, 'bucket');
   if (bucket !== undefined) options.bucket = parseBucket(bucket);
+  const state = stringOpt(ctx.args, 'state');
+  if (state !== undefined) options.stateFile = checkStatePath(state);
   options.logger = ctx.logger.child({ component: 'emulator' });
   options.dispatcher = await ctx.dispatcher();
   const emulator = await startEmulator(options);
@@ -46,12 +52,49 @@ export async function emulate(ctx: CommandContext): Promise<number> {
       `TWITCH_API_URL=${emulator.apiUrl}`,
       `TWITCH_CLIENT_ID=${client.clientId}`,
       `TWITCH_CLIENT_SECRET=${client.clientSecret}`,
-      '# twitch-cli style mock auth paths are served too: ' + `${emulator.url}/auth/token, ${emulator.url}/auth/validate`,
+      '# twitch-cli style mock paths are served too: ' + `${emulator.url}/auth/token, /auth/validate, /auth/revoke, /auth/authorize, /mock/...`,
     ],
   );
   await ctx.stopped;
   await emulator.close();
   return 0;
+}
+
+/** The flags, else the settings; either pair goes together. */
+function credentials(ctx: CommandContext): { clientId: string | undefined; clientSecret: string | undefined } {
+  const clientId = stringOpt(ctx.args, 'client-id');
+  const clientSecret = stringOpt(ctx.args, 'client-secret');
+  if ((clientId === undefined) !== (clientSecret === undefined)) {
+    throw new ConfigError('--client-id and --client-secret go together', { setting: '--client-id' });
+  }
+  if (clientId !== undefined) return { clientId, clientSecret };
+  const envId = blankToUndefined(ctx.env.TWITCH_CLIENT_ID);
+  const envSecret = secretSetting('TWITCH_CLIENT_SECRET', ctx.env);
+  if ((envId === undefined) !== (envSecret === undefined)) {
+    const missing = envId === undefined ? 'TWITCH_CLIENT_ID' : 'TWITCH_CLIENT_SECRET';
+    throw new ConfigError(
+      `emulate takes TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET together (environment or .env): ${missing} is not set; set it, or pass --client-id and --client-secret`,
+      { setting: missing },
+    );
+  }
+  return { clientId: envId, clientSecret: envSecret };
+}
+
+function blankToUndefined(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+/** The state file's directory must exist: the file itself is created on the first change. */
+function checkStatePath(path: string): string {
+  const absolute = resolve(path);
+  let isDir: boolean;
+  try {
+    isDir = statSync(dirname(absolute)).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new ConfigError(`--state: the directory of ${absolute} does not exist`, { setting: '--state' });
+  return absolute;
 }
 
 function parseRedirectUris(value: string | undefined): string[] | undefined {

@@ -1,11 +1,15 @@
-import { requireWebhook } from '../../config/settings.js';
-import { UsageError } from '../../lib/errors.js';
+import { requireWebhook, type Config } from '../../config/settings.js';
+import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
+import { toAppError, UsageError } from '../../lib/errors.js';
+import { withImplicit } from '../../subscriptions/sync.js';
 import { listOpt, stringOpt, type CommandContext } from '../command.js';
-import { formatCondition } from '../../twitch/subscription.js';
+import { formatCondition, subscriptionKey } from '../../twitch/subscription.js';
 
 /**
  * `eventsubd subscriptions create`: one webhook subscription; a 409 adopts the existing one. Declared
- * (flags, help) in ../commands.ts.
+ * (flags, help) in ../commands.ts. When the daemon's next sync would delete it (not declared in the
+ * subscriptions file, EVENTSUBD_PRUNE on), says so on stderr first, then creates it all the same: the user
+ * asked for it, and may be about to declare it.
  */
 export async function subscriptionsCreate(ctx: CommandContext): Promise<number> {
   const type = required(stringOpt(ctx.args, 'type'), '--type');
@@ -14,7 +18,10 @@ export async function subscriptionsCreate(ctx: CommandContext): Promise<number> 
     throw new UsageError(`--type must look like stream.online: current value is "${type}"`);
   }
   const condition = parseConditions(listOpt(ctx.args, 'condition'));
-  const { callbackUrl, secret } = requireWebhook(ctx.config());
+  const config = ctx.config();
+  const { callbackUrl, secret } = requireWebhook(config);
+  const warning = await pruneWarning(config, { type, version, condition, callbackUrl, secret });
+  if (warning) ctx.out.note(warning);
   const { helix } = await ctx.twitch();
   const res = await helix.create(
     { type, version, condition, transport: { method: 'webhook', callback: callbackUrl, secret } },
@@ -27,6 +34,32 @@ export async function subscriptionsCreate(ctx: CommandContext): Promise<number> 
       (res.totalCost !== undefined ? ` (total ${res.totalCost} of ${res.maxTotalCost ?? '?'})` : ''),
   ]);
   return 0;
+}
+
+/**
+ * The warning for a subscription the daemon would prune: owned (it will have our callback), not declared in
+ * EVENTSUBD_SUBSCRIPTIONS (nor one of the implicit authorization subscriptions), and EVENTSUBD_PRUNE on.
+ * Undefined when the daemon keeps it; a file that cannot be read gives a warning saying so.
+ */
+export async function pruneWarning(
+  config: Pick<Config, 'prune' | 'subscriptionsFile' | 'clientId'>,
+  sub: { type: string; version: string; condition: Record<string, string>; callbackUrl: string; secret: string },
+): Promise<string | undefined> {
+  const file = config.subscriptionsFile;
+  // Without a file the daemon manages (and prunes) nothing.
+  if (!config.prune || file === undefined) return undefined;
+  let declared;
+  try {
+    declared = withImplicit(await loadSubscriptionsFile(file, { callbackUrl: sub.callbackUrl, secret: sub.secret }), config.clientId);
+  } catch (err) {
+    return `eventsubd: warning: cannot tell whether the daemon will keep this subscription: ${toAppError(err).message}`;
+  }
+  const key = subscriptionKey(sub.type, sub.version, sub.condition, sub.callbackUrl);
+  if (declared.some((d) => subscriptionKey(d.type, d.version, d.condition, d.transport.callback) === key)) return undefined;
+  return (
+    `eventsubd: warning: the daemon will delete this subscription at its next sync: it is not declared in ${file} ` +
+    `(EVENTSUBD_SUBSCRIPTIONS) and EVENTSUBD_PRUNE is true; declare it there, or set EVENTSUBD_PRUNE=false`
+  );
 }
 
 function required(value: string | undefined, flag: string): string {

@@ -1,15 +1,20 @@
 import { requireWebhook } from '../../config/settings.js';
 import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
-import { AppError, ConfigError, EXIT } from '../../lib/errors.js';
+import { AppError, ConfigError, EXIT, toAppError } from '../../lib/errors.js';
+import { ApplyInterruptedError, type ApplyProgress } from '../../subscriptions/apply.js';
 import { authorizeCommand, type PendingGrant } from '../../subscriptions/authorization.js';
-import { formatPlan, planSummary } from '../../subscriptions/plan.js';
-import { syncSubscriptions } from '../../subscriptions/sync.js';
+import { formatPlan, planSummary, type SyncPlan } from '../../subscriptions/plan.js';
+import { syncSubscriptions, type SyncOutcome } from '../../subscriptions/sync.js';
 import { describeSubscription } from '../../twitch/subscription.js';
 import { boolOpt, type CommandContext } from '../command.js';
 
+/** The exit code of a sync stopped by Ctrl-C (SIGINT) or SIGTERM: 128 + SIGINT, as shells report it. */
+export const EXIT_INTERRUPTED = 130;
+
 /**
  * `eventsubd subscriptions sync`: applies (or with `--dry-run` prints) the plan from the subscriptions
- * file. Declared (flags, help) in ../commands.ts.
+ * file. Declared (flags, help) in ../commands.ts. A plan with changes is printed before it is applied; on a
+ * terminal a progress line follows; Ctrl-C stops it and prints what was done and what was not (exit 130).
  */
 export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
   const config = ctx.config();
@@ -22,27 +27,48 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
   const desired = await loadSubscriptionsFile(config.subscriptionsFile, { callbackUrl, secret });
   const { helix } = await ctx.twitch();
   const dryRun = boolOpt(ctx.args, 'dry-run');
-  const outcome = await syncSubscriptions({
-    api: helix,
-    authorizations: helix,
-    clientId: config.clientId,
-    desired,
-    callbackUrl,
-    prune: boolOpt(ctx.args, 'prune'),
-    dryRun,
-    signal: ctx.signal,
-    logger: ctx.logger,
-    onProgress: (done, total) => ctx.out.progress('Applying plan', done, total),
-  });
+  const prune = boolOpt(ctx.args, 'prune');
+  // The daemon's syncs prune by default (EVENTSUBD_PRUNE): what it would delete that this sync leaves alone.
+  const daemonPrunes = config.prune && !prune;
+  let shown = false;
+  let outcome: SyncOutcome;
+  try {
+    outcome = await syncSubscriptions({
+      api: helix,
+      authorizations: helix,
+      clientId: config.clientId,
+      desired,
+      callbackUrl,
+      prune,
+      dryRun,
+      signal: ctx.signal,
+      logger: ctx.logger,
+      onPlan: (plan) => {
+        ctx.out.lines(planLines(plan, daemonPrunes));
+        shown = true;
+      },
+      onProgress: (_done, _total, progress) => ctx.out.progress(progressLine(progress)),
+    });
+  } catch (err) {
+    if (ctx.signal.aborted && toAppError(err).code === 'ABORTED') return interrupted(ctx, err);
+    throw err;
+  } finally {
+    ctx.out.endProgress();
+  }
   const summary = planSummary(outcome.plan);
   const result = outcome.result;
   const waiting = outcome.needsAuthorization;
+  const daemonDeletes = daemonPrunes ? outcome.plan.unmanaged : [];
   ctx.out.result(
     {
       dry_run: dryRun,
       plan: summary,
       cost: outcome.plan.cost,
       list_pages: outcome.listPages,
+      daemon: {
+        prune: config.prune,
+        would_also_delete: daemonDeletes.map((u) => ({ id: u.id, subscription: describeSubscription(u) })),
+      },
       result: result
         ? {
             created: result.created.length,
@@ -61,7 +87,7 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
       })),
     },
     () => [
-      ...formatPlan(outcome.plan),
+      ...(shown ? [] : planLines(outcome.plan, daemonPrunes)),
       dryRun
         ? 'Dry run: nothing was changed.'
         : `Applied: ${result!.created.length} created, ${result!.adopted.length} adopted, ${result!.recreated} recreated, ` +
@@ -77,6 +103,61 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
     throw new AppError('AUTHORIZATION_MISSING', `${count} declared subscription${count === 1 ? ' waits' : 's wait'} for authorization: ${users}; run ${run}`);
   }
   return result && result.failed.length > 0 ? EXIT.RUNTIME : EXIT.OK;
+}
+
+/** The plan as `--dry-run` prints it, then what the daemon's own syncs would delete on top (EVENTSUBD_PRUNE). */
+export function planLines(plan: SyncPlan, daemonPrunes: boolean): string[] {
+  const extra = daemonPrunes ? plan.unmanaged : [];
+  return [
+    ...formatPlan(plan),
+    ...(extra.length === 0
+      ? []
+      : [
+          `the daemon (EVENTSUBD_PRUNE=true) would also delete ${extra.length} owned subscription${extra.length === 1 ? '' : 's'} the file does not declare:`,
+          ...extra.map((u) => `  - delete ${describeSubscription(u)} (id ${u.id})`),
+        ]),
+  ];
+}
+
+/** `deleted 3/10, created 120/500`: the kinds the plan has. */
+export function progressLine(p: ApplyProgress): string {
+  const parts = [p.deletes > 0 ? `deleted ${p.deleted}/${p.deletes}` : '', p.creates > 0 ? `created ${p.created}/${p.creates}` : ''];
+  return parts.filter((x) => x !== '').join(', ');
+}
+
+/** Ctrl-C during the sync: what was done, what was not (each subscription), exit 130. */
+function interrupted(ctx: CommandContext, err: unknown): number {
+  const partial = err instanceof ApplyInterruptedError ? err.partial : undefined;
+  const remaining = err instanceof ApplyInterruptedError ? err.remaining : [];
+  const done = partial
+    ? [
+        ...partial.created.map((s) => `created ${describeSubscription(s)} (id ${s.id})`),
+        ...partial.adopted.map((s) => `adopted ${describeSubscription(s)} (id ${s.id})`),
+        ...partial.added
+          .filter((s) => !partial.created.includes(s) && !partial.adopted.includes(s))
+          .map((s) => `recreated ${describeSubscription(s)} (id ${s.id})`),
+        ...partial.removed.map((s) => `deleted ${describeSubscription(s)} (id ${s.id})`),
+        ...partial.failed.map((f) => `failed ${f.action} ${f.key}: ${f.code}`),
+      ]
+    : [];
+  ctx.out.result(
+    {
+      interrupted: true,
+      done: partial
+        ? { created: partial.created.length, adopted: partial.adopted.length, recreated: partial.recreated, deleted: partial.deleted, failed: partial.failed }
+        : null,
+      remaining: remaining.map((r) => ({ action: r.action, subscription: r.key, ...(r.id ? { id: r.id } : {}) })),
+    },
+    () => [
+      partial
+        ? `Interrupted: ${done.length} done, ${remaining.length} not done.`
+        : 'Interrupted before any change was sent.',
+      ...done.map((line) => `  done: ${line}`),
+      ...remaining.map((r) => `  not done: ${r.action} ${r.key}${r.id ? ` (id ${r.id})` : ''}`),
+      ...(remaining.length > 0 ? ['Run "eventsubd subscriptions sync" again to finish (a request cut in flight is settled then).'] : []),
+    ],
+  );
+  return EXIT_INTERRUPTED;
 }
 
 /** `! needs authorization ...` and the subscriptions that wait, one per line. */
