@@ -4,11 +4,15 @@
  * the nearest valid name, instead of printing "Configuration OK." and failing at Twitch.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it, test } from 'node:test';
 import { checkEntry } from '../../src/config/catalogue-check.js';
 import { ConfigProblemsError, MAX_LISTED } from '../../src/config/problems.js';
 import { parseSubscriptionsFile } from '../../src/config/subscriptions-file.js';
 import { catalogueEntries } from '../../src/twitch/catalogue.js';
+import { tempDir } from '../helpers/cli.js';
+import { cliInProcess } from '../helpers/cli-in-process.js';
 
 const opts = { fileName: 'subs.yaml', callbackUrl: 'https://events.example.com/cb', secret: 'catalogue-secret-0123' };
 
@@ -143,4 +147,19 @@ describe('checkEntry()', () => {
     const condition = { broadcaster_user_id: '1', reward_id: 'abc' };
     assert.deepEqual(checkEntry({ type: 'channel.channel_points_custom_reward_redemption.add', version: '1', condition }), []);
   });
+});
+
+test('config check reports the missing secrets and every entry of the file in one run, exit 78', async (t) => {
+  const dir = tempDir();
+  t.after(dir.cleanup);
+  const file = join(dir.path, 'subs.yaml');
+  writeFileSync(file, 'subscriptions:\n  - type: channel.folow\n    version: "2"\n    condition: { broadcaster_user_id: "1", moderator_user_id: "1" }\n');
+  const run = await cliInProcess(['config', 'check'], { TWITCH_CLIENT_ID: 'x', EVENTSUB_CALLBACK_URL: 'https://a.example/x', EVENTSUBD_SUBSCRIPTIONS: file });
+  assert.equal(run.code, 78);
+  const line = run.err.trim();
+  assert.match(line, /^eventsubd: CONFIG_INVALID: Configuration: 3 problems: /);
+  assert.match(line, /TWITCH_CLIENT_SECRET is required/);
+  assert.match(line, /EVENTSUB_SECRET is required/);
+  assert.match(line, /subs\.yaml:2: .*"channel\.folow".*did you mean "channel\.follow"/);
+  assert.equal(run.out, '', 'no "Configuration OK."');
 });

@@ -1,6 +1,8 @@
 import { describeSettings } from '../../config/describe-settings.js';
 import { requireTwitchAccess, requireWebhook } from '../../config/settings.js';
 import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
+import { ConfigProblemsError, joinProblems, type ConfigProblem } from '../../config/problems.js';
+import { ConfigError } from '../../lib/errors.js';
 import type { CommandContext } from '../command.js';
 
 /**
@@ -10,12 +12,27 @@ import type { CommandContext } from '../command.js';
  */
 export async function configCheck(ctx: CommandContext): Promise<number> {
   const c = ctx.config();
-  requireTwitchAccess(c);
+  // Every mistake in one run: the missing credentials, the webhook settings and the file's entries together.
+  const problems: ConfigProblem[] = [];
+  const collect = async <T>(step: () => T | Promise<T>): Promise<T | undefined> => {
+    try {
+      return await step();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push({ setting: err.setting, message: err.message });
+      return undefined;
+    }
+  };
+  await collect(() => requireTwitchAccess(c));
   let declared: number | null = null;
   if (c.subscriptionsFile) {
-    const { callbackUrl, secret } = requireWebhook(c);
-    declared = (await loadSubscriptionsFile(c.subscriptionsFile, { callbackUrl, secret })).length;
+    const file = c.subscriptionsFile;
+    const webhook = await collect(() => requireWebhook(c));
+    // Without the webhook settings the entries are still checked (against a placeholder transport).
+    const transport = webhook ?? { callbackUrl: 'https://placeholder.invalid/eventsub', secret: 'placeholder-secret' };
+    declared = (await collect(() => loadSubscriptionsFile(file, transport)))?.length ?? null;
   }
+  if (problems.length > 0) throw new ConfigProblemsError(joinProblems(problems, 'Configuration'), problems);
   const view = describeSettings(c);
   const width = Math.max(...Object.keys(view).map((k) => k.length)) + 1;
   ctx.out.result({ ok: true, settings: view, declared_subscriptions: declared }, () => [
