@@ -67,7 +67,8 @@ export class WebhookDeliveries {
   /** One message to the subscription's callback, redirected to `deliverTo`; failures are only logged. */
   async #send(subscription: StoredSubscription, messageType: 'notification' | 'revocation', event?: unknown): Promise<void> {
     const { deliverTo, clock, dispatcher, signal, logger } = this.#deps;
-    if (!deliverTo) return;
+    // Conduit subscriptions are delivered by conduits.ts.
+    if (!deliverTo || subscription.wire.transport.method !== 'webhook') return;
     const callback = new URL(subscription.wire.transport.callback);
     try {
       await deliverWebhook({
@@ -92,7 +93,7 @@ export class WebhookDeliveries {
 
   async #deliver(subscription: StoredSubscription): Promise<void> {
     const { deliverTo, stats, clock, dispatcher, signal, logger } = this.#deps;
-    if (!deliverTo) return;
+    if (!deliverTo || subscription.wire.transport.method !== 'webhook') return;
     const callback = new URL(subscription.wire.transport.callback);
     const url = new URL(callback.pathname + callback.search, deliverTo.origin).toString();
     stats.verificationsSent += 1;

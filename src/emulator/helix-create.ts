@@ -43,8 +43,10 @@ export function createSubscription(deps: HelixDeps, req: Req, caller: TokenRecor
   const missing = missingGrants({ type: entry.type, version: entry.version, condition }, (userId) => deps.state.grants.grantOf(caller.clientId, userId)?.scopes);
   if (missing.length > 0) return helixError(403, 'subscription missing proper authorization');
   if (transport.method === 'conduit') {
-    if (typeof transport.conduit_id !== 'string' || !transport.conduit_id) return helixError(400, 'missing conduit_id for conduit transport');
-    return helixError(400, 'conduit not found');
+    const conduitId = transport.conduit_id;
+    if (typeof conduitId !== 'string' || !conduitId) return helixError(400, 'missing conduit_id for conduit transport');
+    if (deps.conduits.get(conduitId)?.clientId !== caller.clientId) return helixError(400, 'conduit not found');
+    return store(deps, caller.clientId, { entry, condition, conduitId, secret: '' });
   }
   const target = checkWebhook(transport);
   if (typeof target === 'string') return helixError(400, target);
@@ -54,15 +56,17 @@ export function createSubscription(deps: HelixDeps, req: Req, caller: TokenRecor
 interface Checked {
   entry: CatalogueEntry;
   condition: Record<string, string>;
-  callback: string;
+  /** The webhook callback, or the conduit of a conduit subscription. */
+  callback?: string;
+  conduitId?: string;
   secret: string;
 }
 
 function store(deps: HelixDeps, clientId: string, checked: Checked): Reply {
-  const { entry, condition, callback, secret } = checked;
+  const { entry, condition, callback, conduitId, secret } = checked;
   // Indexed by the state: the live twins, the count and the live cost are O(1) lookups, not walks.
   const twins = deps.state.liveTwins(clientId, twinKeyOf(entry.type, entry.version, condition));
-  if (twins.some((s) => s.wire.transport.callback === callback)) return helixError(409, 'subscription already exists');
+  if (twins.some((s) => s.wire.transport.callback === callback && s.wire.transport.conduit_id === conduitId)) return helixError(409, 'subscription already exists');
   if (twins.length >= MAX_PER_CONDITION) {
     return helixError(429, 'maximum subscriptions with type and condition exceeded');
   }
@@ -74,19 +78,20 @@ function store(deps: HelixDeps, clientId: string, checked: Checked): Reply {
 
   const wire: WireSubscription = {
     id: randomId(),
-    status: 'webhook_callback_verification_pending',
+    // Contract 5.1: conduit subscriptions are enabled at once.
+    status: conduitId === undefined ? 'webhook_callback_verification_pending' : 'enabled',
     type: entry.type,
     version: entry.version,
     condition,
     created_at: rfc3339Nano(deps.clock.now()),
-    transport: { method: 'webhook', callback },
+    transport: conduitId === undefined ? { method: 'webhook', callback: callback ?? '' } : { method: 'conduit', conduit_id: conduitId },
     cost,
   };
   const stored: StoredSubscription = deps.state.addSubscription({ wire, clientId, secret });
   return {
     status: 202,
     json: { data: [structuredClone(wire)], total: before.total + 1, total_cost: totalCost, max_total_cost: deps.maxTotalCost },
-    after: () => deps.onCreated(stored),
+    after: conduitId === undefined ? () => deps.onCreated(stored) : undefined,
   };
 }
 
@@ -113,8 +118,8 @@ function checkCondition(entry: CatalogueEntry, raw: unknown): Record<string, str
   return out;
 }
 
-/** Contract 5.1: callback https on port 443, secret 10-100 ASCII characters. */
-function checkWebhook(transport: Record<string, unknown>): { callback: string; secret: string } | string {
+/** Contract 5.1 (and 6.2 for conduit shards): callback https on port 443, secret 10-100 ASCII characters. */
+export function checkWebhook(transport: Record<string, unknown>): { callback: string; secret: string } | string {
   const { callback, secret } = transport;
   if (typeof callback !== 'string' || !callback) return 'Missing required parameter "transport.callback"';
   let url: URL;

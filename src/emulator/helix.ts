@@ -9,6 +9,7 @@ import { authorization, helixError, type Reply, type Req } from './http.js';
 import { createSubscription } from './helix-create.js';
 import { deleteSubscription, listSubscriptions } from './helix-list.js';
 import { getUsers } from './helix-users.js';
+import type { Conduits } from './conduits.js';
 import type { EmulatorState, StoredSubscription, TokenRecord } from './state.js';
 import type { EmulatorStats } from './types.js';
 
@@ -19,6 +20,8 @@ export interface HelixDeps {
   buckets: Buckets;
   pageSize: number;
   maxTotalCost: number;
+  /** The conduits: `/helix/eventsub/conduits*` and the conduit transport of creates. */
+  conduits: Conduits;
   /** Called once the 202 of a webhook create has been written: starts (or skips) the verification. */
   onCreated(subscription: StoredSubscription): void;
 }
@@ -53,6 +56,7 @@ function route(deps: HelixDeps, req: Req, caller: TokenRecord): Reply {
   if (req.path === '/helix/authorization/users') {
     return req.method === 'GET' ? userAuthorizations(deps, req, caller) : { ...helixError(405, 'Method Not Allowed'), headers: { allow: 'GET' } };
   }
+  if (req.path === '/helix/eventsub/conduits' || req.path === '/helix/eventsub/conduits/shards') return deps.conduits.handle(req, caller);
   if (req.path !== '/helix/eventsub/subscriptions') return helixError(404, 'Not Found');
   switch (req.method) {
     case 'POST':

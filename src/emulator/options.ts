@@ -1,4 +1,5 @@
 /** EmulatorOptions checked once, with their defaults (types.ts documents each). */
+import type { WsSessions } from './ws-sessions.js';
 import type { Dispatcher } from 'undici';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
@@ -20,6 +21,7 @@ export interface ResolvedOptions {
   verification: VerificationMode;
   dispatcher: Dispatcher | undefined;
   stateFile: string | undefined;
+  wsSessions: WsSessions | undefined;
   logger: Logger;
 }
 
@@ -54,6 +56,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     verification,
     dispatcher: options.dispatcher,
     stateFile: options.stateFile,
+    wsSessions: options.wsSessions,
     logger: options.logger ?? silentLogger,
   };
 }

@@ -2,6 +2,7 @@
  * The emulator's node:http server: reads each request, applies a queued fault, routes it, writes (or drops)
  * the reply and records it. Nothing a client sends can crash it: bad input is a 4xx, a bug a 500.
  */
+import { Conduits } from './conduits.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/logger.js';
@@ -64,6 +65,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const closing = new AbortController();
   const verifier = new WebhookDeliveries({ ...o, mode: o.verification, state, stats, signal: closing.signal });
   const events = { state, deliveries: verifier };
+  const conduits = new Conduits({ ...o, state, stats, signal: closing.signal });
   const oauth: OAuthDeps = {
     state,
     stats,
@@ -78,6 +80,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     buckets: new Buckets(o.bucket),
     pageSize: o.pageSize,
     maxTotalCost: o.maxTotalCost,
+    conduits,
     onCreated: (s) => verifier.onCreated(s),
   };
   const oauthRoutes: Record<string, Record<string, Handler>> = {
@@ -216,6 +219,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (!found) throw new Error(`Unknown subscription ${id}`);
       state.setSubscriptionStatus(found, status);
     },
+    deliverToConduit: (id: string, event: Record<string, unknown>) => {
+      const found = state.findSubscription(id);
+      if (found?.wire.transport.method !== 'conduit') throw new Error(`No conduit subscription ${id}`);
+      return conduits.deliver(found, event);
+    },
     stats,
     resetStats: () => resetStats(stats),
     close: () =>
@@ -223,7 +231,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         closing.abort();
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
-        await Promise.all([done, verifier.drain()]);
+        await Promise.all([done, verifier.drain(), conduits.drain()]);
         await stateFile?.flush();
       })()),
   });

@@ -51,12 +51,22 @@ const Snapshot = z.object({
         version: z.string(),
         condition: z.record(z.string(), z.string()),
         created_at: z.string(),
-        transport: z.object({ method: z.literal('webhook'), callback: z.string() }),
+        transport: z.union([z.object({ method: z.literal('webhook'), callback: z.string() }), z.object({ method: z.literal('conduit'), conduit_id: z.string() })]),
         cost: z.number(),
       }),
     }),
   ),
   users: z.array(z.object({ id: z.string().min(1), login: z.string().min(1), display_name: z.string() })),
+  /** Absent in files written before conduits existed. */
+  conduits: z
+    .array(
+      z.object({
+        id: z.string().min(1),
+        clientId: z.string(),
+        shards: z.array(z.object({ id: z.string(), status: z.string(), webhook: z.object({ callback: z.string(), secret: z.string() }).optional() })),
+      }),
+    )
+    .optional(),
 });
 export type StateSnapshot = z.infer<typeof Snapshot>;
 
@@ -73,6 +83,16 @@ export function snapshotOf(state: EmulatorState): StateSnapshot {
     ),
     subscriptions: state.subscriptionsOf(undefined).map((s) => ({ clientId: s.clientId, secret: s.secret, wire: structuredClone(s.wire) })),
     users: state.registeredUsers(),
+    // A WebSocket session does not outlive the emulator: only webhook shard transports are kept.
+    conduits: [...state.conduits.values()].map((c) => ({
+      id: c.id,
+      clientId: c.clientId,
+      shards: c.shards.map((sh) => ({
+        id: sh.id,
+        status: sh.transport?.method === 'websocket' ? 'websocket_disconnected' : sh.status,
+        ...(sh.transport?.method === 'webhook' ? { webhook: { callback: sh.transport.callback, secret: sh.transport.secret } } : {}),
+      })),
+    })),
   };
 }
 
@@ -124,6 +144,14 @@ export function restoreState(state: EmulatorState, snapshot: StateSnapshot | und
   for (const { clientId, consent } of snapshot.consents) state.grants.setConsent(clientId, consent);
   for (const s of snapshot.subscriptions) state.addSubscription({ wire: s.wire, clientId: s.clientId, secret: s.secret });
   for (const u of snapshot.users) state.registerUser(u);
+  for (const c of snapshot.conduits ?? []) {
+    const shards = c.shards.map((sh) => ({
+      id: sh.id,
+      status: sh.status,
+      ...(sh.webhook ? { transport: { method: 'webhook' as const, ...sh.webhook } } : {}),
+    }));
+    state.conduits.set(c.id, { id: c.id, clientId: c.clientId, shards });
+  }
 }
 
 function definedOnly(client: Partial<EmulatorClient>): Partial<EmulatorClient> {

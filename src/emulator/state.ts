@@ -1,5 +1,6 @@
 /** What the emulated Twitch remembers: clients, tokens, user authorizations and subscriptions. */
 import type { Clock } from '../lib/clock.js';
+import type { StoredConduit } from './conduits.js';
 import { Grants } from './grants.js';
 import { randomAlnum } from './ids.js';
 import { ClientSubscriptions, twinKeyOf, type StoredSubscription, type SubscriptionFilter } from './sub-index.js';
@@ -48,6 +49,8 @@ export class EmulatorState {
   readonly #byClient = new Map<string, ClientSubscriptions>();
   /** Users registered through the control API, by id. */
   readonly #users = new Map<string, DirectoryUser>();
+  /** The conduits by id (conduits.ts manages them; kept here so that the state file holds them). */
+  readonly conduits = new Map<string, StoredConduit>();
   #seq = 0;
   #onChange: () => void = () => undefined;
 
@@ -64,6 +67,11 @@ export class EmulatorState {
   }
 
   /** Registers (or renames) a user of the directory Get Users answers from. */
+  /** Tells the state file something outside this object changed (the conduits). */
+  touch(): void {
+    this.#onChange();
+  }
+
   registerUser(user: DirectoryUser): void {
     this.#users.set(user.id, { id: user.id, login: user.login.toLowerCase(), display_name: user.display_name });
     this.#onChange();

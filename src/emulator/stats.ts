@@ -9,6 +9,7 @@ export function emptyStats(): EmulatorStats {
     revocations: 0,
     helix: { total: 0, byStatus: {}, byMethod: {}, rateLimited: 0 },
     verificationsSent: 0,
+    conduitDropped: 0,
     requests: [],
   };
 }

@@ -5,6 +5,7 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { WsSessions } from './ws-sessions.js';
 
 /** A registered Twitch application. */
 export interface EmulatorClient {
@@ -54,6 +55,11 @@ export interface EmulatorOptions {
    * has none). A corrupt file is a ConfigError naming --state.
    */
   stateFile?: string;
+  /**
+   * The EventSub WebSocket sessions (eventsub-ws.ts) conduit shards may be assigned to. Without it, every
+   * session id is unknown: a websocket shard update answers "The websocket session is not connected".
+   */
+  wsSessions?: WsSessions;
   /** Each request is logged at debug level (method, path without query, status, ms). */
   logger?: Logger;
 }
@@ -66,7 +72,7 @@ export interface WireSubscription {
   version: string;
   condition: Record<string, string>;
   created_at: string;
-  transport: { method: 'webhook'; callback: string };
+  transport: { method: 'webhook'; callback: string; conduit_id?: never } | { method: 'conduit'; conduit_id: string; callback?: never };
   cost: number;
 }
 
@@ -122,6 +128,8 @@ export interface EmulatorStats {
   };
   /** webhook_callback_verification requests sent. */
   verificationsSent: number;
+  /** Events for conduit subscriptions dropped: their shard and the one retried were not enabled. */
+  conduitDropped: number;
   /** Every request, in order. */
   requests: RequestRecord[];
 }
@@ -185,6 +193,12 @@ export interface Emulator {
   subscriptions(clientId?: string): WireSubscription[];
   /** Sets a subscription's status (no message is sent). @throws Error when the id is unknown. */
   setSubscriptionStatus(id: string, status: string): void;
+  /**
+   * Sends `event` for a conduit subscription to the shard its broadcaster hashes to (one retry on another shard
+   * when that one is not enabled). Returns the shard id, or undefined when dropped (`stats.conduitDropped`).
+   * @throws Error when the id is unknown or not a conduit subscription.
+   */
+  deliverToConduit(subscriptionId: string, event: Record<string, unknown>): string | undefined;
   /** Live counters (the same object keeps updating). */
   readonly stats: EmulatorStats;
   resetStats(): void;
