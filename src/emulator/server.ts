@@ -3,6 +3,7 @@
  * the reply and records it. Nothing a client sends can crash it: bad input is a 4xx, a bug a 500.
  */
 import { Conduits } from './conduits.js';
+import { createEventSubWsServer } from './eventsub-ws.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/logger.js';
@@ -65,7 +66,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const closing = new AbortController();
   const verifier = new WebhookDeliveries({ ...o, mode: o.verification, state, stats, signal: closing.signal });
   const events = { state, deliveries: verifier };
-  const conduits = new Conduits({ ...o, state, stats, signal: closing.signal });
+  // EventSub WebSocket sessions on /ws of this server, the conduits' websocket shards (unless a test supplies its own).
+  const eventsubWs = createEventSubWsServer({ clock: o.clock, logger: o.logger });
+  const conduits = new Conduits({ ...o, wsSessions: o.wsSessions ?? eventsubWs.sessions, state, stats, signal: closing.signal });
   const oauth: OAuthDeps = {
     state,
     stats,
@@ -166,6 +169,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       else res.destroy();
     });
   });
+  server.on('upgrade', (req, socket, head) => {
+    if (!eventsubWs.handleUpgrade(req, socket, head)) socket.destroy();
+  });
   const port = await listen(server, o.host, o.port);
   const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
 
@@ -229,6 +235,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     close: () =>
       (closed ??= (async () => {
         closing.abort();
+        // Upgraded sockets are not reached by closeAllConnections(): the WebSocket sessions close first.
+        await eventsubWs.close();
         const done = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await Promise.all([done, verifier.drain(), conduits.drain()]);
