@@ -16,8 +16,9 @@ import { runStartup } from '../bench/sections/startup.mjs';
 import { closeSyncEmulator, desiredSet, runSync } from '../bench/sections/sync.mjs';
 import { runPaced, runThroughput } from '../bench/sections/throughput.mjs';
 import { runTokenChurn } from '../bench/sections/tokens.mjs';
+import { runConduit } from '../bench/sections/conduit.mjs';
 
-const SECTIONS = ['startup', 'tokens', 'throughput', 'memory', 'sync'];
+const SECTIONS = ['startup', 'tokens', 'throughput', 'memory', 'sync', 'conduit'];
 const MIB = 1024 * 1024;
 /** Connections open for the constant-rate run at half rate: enough that one is nearly always free. */
 const PACED_CONNECTIONS = 128;
@@ -188,6 +189,7 @@ try {
     }
     return { ...sync, memory, control };
   });
+  await section('conduit', () => runConduit(ctx, { events: quick ? 10_000 : 50_000, rounds: quick ? 2 : 3 }));
 } finally {
   await emulator.close();
   const cpu1 = cpuTimes();

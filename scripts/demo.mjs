@@ -2,7 +2,8 @@
 // The demo: a local Twitch emulator, then eventsubd against it, exactly as an operator would run it:
 // the CLI (config check, sync plan, token status), then the daemon: subscriptions verified through its
 // receiver, the broadcaster authorizing the app for the follow subscription (`eventsubd authorize`, with the
-// emulator's consent page standing in for the browser), test events triggered, and read back from the journal.
+// emulator's consent page standing in for the browser), test events triggered, and read back from the journal;
+// then the same daemon switched to a conduit (EVENTSUBD_TRANSPORT=conduit): no inbound endpoint, two WebSocket shards.
 // Needs no Twitch account; nothing leaves 127.0.0.1.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -160,6 +161,37 @@ try {
   const code = await new Promise((r) => daemon.on('close', r));
   daemon = undefined;
   process.stdout.write(`\nDaemon stopped with exit code ${code}; subscriptions left in place: ${emulator.subscriptions(client.clientId).length}\n`);
+
+  // Part 2: no public HTTPS endpoint. The same daemon, switched to a conduit with two WebSocket shards: it creates
+  // the conduit, assigns its shards, and migrates the subscriptions (the conduit twins first, then the webhooks go).
+  const head = s.journal.head;
+  const wsUrl = `${emulator.url.replace(/^http/, 'ws')}/ws`;
+  Object.assign(env, { EVENTSUBD_TRANSPORT: 'conduit', EVENTSUBD_CONDUIT_SHARDS: '2', TWITCH_EVENTSUB_WS_URL: wsUrl });
+  process.stdout.write(
+    `\n${bold('No public HTTPS endpoint? The same daemon with EVENTSUBD_TRANSPORT=conduit EVENTSUBD_CONDUIT_SHARDS=2')}\n` +
+      `${bold('$ eventsubd run')}   # outbound WebSockets to ${wsUrl}; nothing listens for Twitch\n`,
+  );
+  daemon = spawn(process.execPath, [bin, 'run'], { env: { ...env, EVENTSUBD_LOG_LEVEL: 'info' } });
+  let conduitLog = '';
+  daemon.stderr.setEncoding('utf8').on('data', (d) => (conduitLog += d));
+  await waitFor('two shards assigned', async () => (await fetch(`http://${listen}/readyz`)).status === 200 && (await status()).conduit?.shards_assigned === 2);
+  await waitFor('the subscriptions migrated onto the conduit', async () => {
+    const subs = emulator.subscriptions(client.clientId);
+    return (await status()).sync.result === 'ok' && subs.length > 0 && subs.every((x) => x.transport.method === 'conduit');
+  });
+  for (const line of conduitLog.trim().split('\n').filter((l) => /conduit|shard|[Mm]igrat|Deleted/.test(l)).slice(0, 8)) process.stdout.write(`  [log] ${line}\n`);
+  await step("Twitch's view of the conduit and its shards", ['conduit', 'status']);
+  await step('the same subscriptions, now on the conduit', ['subscriptions', 'list']);
+  for (const sub of emulator.subscriptions(client.clientId).filter((x) => x.type === 'stream.online' || x.type === 'channel.follow')) {
+    const sent = emulator.sendEvents(sub.id, { count: 1 });
+    process.stdout.write(`  [emulator] Twitch sends a ${sub.type} over the conduit to shard ${sent[0].shard ?? '(dropped)'}\n`);
+  }
+  await waitFor('the conduit events journaled', async () => (await status()).journal.head >= head + 2);
+  await step('journaled like webhook ones, with their transport and shard', ['events', 'tail', '--since', String(head)]);
+  daemon.kill('SIGTERM');
+  const conduitCode = await new Promise((r) => daemon.on('close', r));
+  daemon = undefined;
+  process.stdout.write(`\nDaemon stopped with exit code ${conduitCode}; the conduit ${JSON.stringify(emulator.conduits().map((c) => c.id))} stays for the next start.\n`);
   const st = emulator.stats;
   process.stdout.write(
     `Emulator saw: ${st.mints} token mint(s), ${st.validations} validation(s), ${st.verificationsSent} verification(s) sent, ` +

@@ -228,3 +228,33 @@ export function memoryStep(r) {
   }
   return parts.join(' ');
 }
+
+export function conduitSection(r) {
+  const c = r.sections.conduit;
+  if (!c) return '';
+  const rows = c.results.map((x) => {
+    const sendRates = x.runs.map((run) => run.sent / (run.sendMs / 1000));
+    const journalRates = x.runs.map((run) => (run.sent - run.dropped) / (run.journalMs / 1000));
+    return [
+      `${x.shards} shard${x.shards === 1 ? '' : 's'}`,
+      fmtRange(summarize(sendRates)),
+      fmtRange(summarize(journalRates)),
+      fmtRange(summarize(x.runs.map((run) => run.journalMs))),
+      fmt(x.runs.reduce((n, run) => n + run.dropped, 0)),
+      fmt(x.duplicates),
+    ];
+  });
+  return [
+    '## 7. Conduit mode (WebSocket shards)',
+    '',
+    `The daemon in conduit mode (\`EVENTSUBD_TRANSPORT=conduit\`) holds 1, then 4, WebSocket shards of a conduit on the emulator. ` +
+      `The emulator, in the benchmark's process, sends bursts of ${fmt(c.events)} \`stream.online\` notifications spread over 16 ` +
+      'conduit subscriptions (routed to the shards by hashing the broadcaster id, as Twitch does). "Emulator send rate" is how fast ' +
+      'it wrote the frames; "journaled rate" runs from the first frame sent until `/status` shows the journal head covering the ' +
+      'whole burst, every record on disk (group-committed fdatasync). The emulator and the polling share the machine with the ' +
+      `daemon. ${c.rounds} bursts per row after a warm-up; median (min–max).`,
+    '',
+    table(['shards', 'emulator send rate (events/s)', 'journaled rate (events/s)', 'burst journaled in (ms)', 'dropped by the emulator', 'duplicates seen'], rows),
+    '',
+  ].join('\n');
+}

@@ -5,7 +5,7 @@
  */
 import { fmt, median, mib, ms, pct, ratio, sec, table } from './stats.mjs';
 import { pairedRatios } from '../sections/throughput.mjs';
-import { memorySection, memoryStep, startupSection, syncSection, tokensSection } from './report-figures.mjs';
+import { conduitSection, memorySection, memoryStep, startupSection, syncSection, tokensSection } from './report-figures.mjs';
 import { boundsSection, durabilitySection, receiverStep, throughputSection } from './report-receiver.mjs';
 
 const MIB = 1024 * 1024;
@@ -217,6 +217,7 @@ export function renderReport(r) {
     tokensSection(r),
     memorySection(r),
     startupSection(r),
+    conduitSection(r),
     closingSection(r, evaluation),
   ]
     .filter(Boolean)

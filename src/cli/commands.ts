@@ -99,6 +99,13 @@ const TABLE: CommandSpec[] = [
     run: lazy(() => import('./commands/users-lookup.js'), 'usersLookup'),
   },
   {
+    path: ['conduit', 'status'],
+    summary: "Twitch's view of the daemon's conduit: shard count, each shard's status and WebSocket session",
+    usage: '[--json]',
+    options: JSON_ONLY,
+    run: lazy(() => import('./commands/conduit-status.js'), 'conduitStatus'),
+  },
+  {
     path: ['token', 'status'],
     summary: 'show the cached app token: state, expiry, last validation (never the token)',
     usage: '[--json]',

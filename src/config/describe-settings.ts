@@ -33,6 +33,10 @@ const SHOWN: { readonly [K in SettingName]: (c: Config) => ShownValue } = {
   EVENTSUBD_STREAM_PATH: (c) => c.stream?.path ?? 'off',
   EVENTSUBD_STREAM_TOKEN: (c) => (c.stream ? setOrNot(c.stream.token) : null),
   TWITCH_REDIRECT_URL: (c) => c.redirectUrl,
+  EVENTSUBD_TRANSPORT: (c) => c.transport,
+  EVENTSUBD_CONDUIT_ID: (c) => c.conduit.id ?? null,
+  EVENTSUBD_CONDUIT_SHARDS: (c) => c.conduit.shards,
+  TWITCH_EVENTSUB_WS_URL: (c) => c.conduit.wsUrl,
   EVENTSUBD_LOG_LEVEL: (c) => c.logLevel,
 };
 

@@ -37,7 +37,13 @@ export const DEFAULTS = Object.freeze({
   EVENTSUBD_FORWARD_MAX_BACKOFF_MS: '10000',
   EVENTSUBD_STREAM_PATH: '/events',
   TWITCH_REDIRECT_URL: 'http://localhost:3000',
+  EVENTSUBD_TRANSPORT: 'webhook',
+  EVENTSUBD_CONDUIT_SHARDS: '1',
+  TWITCH_EVENTSUB_WS_URL: 'wss://eventsub.wss.twitch.tv/ws',
 });
+
+/** Twitch's limit of shards per conduit (https://dev.twitch.tv/docs/eventsub/handling-conduit-events/). */
+export const MAX_CONDUIT_SHARDS = 20_000;
 
 export interface ListenAddress {
   host: string;
@@ -72,6 +78,10 @@ export interface Config {
   apiIsLoopback: boolean;
   /** The OAuth Redirect URL registered for the app: where `eventsubd authorize` receives the code. */
   redirectUrl: string;
+  /** How declared subscriptions are delivered: webhooks to EVENTSUB_CALLBACK_URL, or a conduit's WebSocket shards. */
+  transport: 'webhook' | 'conduit';
+  /** Conduit mode (SPEC "Conduit transport"): the conduit to use (else created and recorded), shards held, the WebSocket URL. */
+  conduit: { id: string | undefined; shards: number; wsUrl: string };
 }
 
 export type RawSettings = Readonly<Record<string, string | undefined>>;
@@ -169,6 +179,26 @@ const Schema = z.object({
     .refine((v) => v.length >= 16, 'EVENTSUBD_STREAM_TOKEN must be at least 16 characters')
     .optional(),
   TWITCH_REDIRECT_URL: httpUrl('TWITCH_REDIRECT_URL'),
+  EVENTSUBD_TRANSPORT: z.enum(['webhook', 'conduit'], { error: 'EVENTSUBD_TRANSPORT must be webhook or conduit' }),
+  EVENTSUBD_CONDUIT_ID: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9-]{1,100}$/, 'EVENTSUBD_CONDUIT_ID must be a conduit id as Twitch returns it (letters, digits and dashes)')
+    .optional(),
+  EVENTSUBD_CONDUIT_SHARDS: z
+    .string()
+    .trim()
+    .regex(/^\d{1,6}$/, `EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to ${MAX_CONDUIT_SHARDS}`)
+    .transform(Number)
+    .refine((n) => n >= 1 && n <= MAX_CONDUIT_SHARDS, `EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to ${MAX_CONDUIT_SHARDS}`),
+  TWITCH_EVENTSUB_WS_URL: z.string().refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'wss:' || u.protocol === 'ws:';
+    } catch {
+      return false;
+    }
+  }, 'TWITCH_EVENTSUB_WS_URL must be a wss:// URL'),
   EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
     error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
   }),
@@ -243,6 +273,13 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
       message: `EVENTSUBD_STREAM_TOKEN is required when EVENTSUBD_LISTEN is not a loopback address (${listen.host}): set it, or EVENTSUBD_STREAM_PATH=off`,
     });
   }
+  const wsUrl = merged.TWITCH_EVENTSUB_WS_URL!;
+  if (URL.canParse(wsUrl) && new URL(wsUrl).protocol === 'ws:' && !isLoopbackHost(new URL(wsUrl).hostname)) {
+    problems.push({
+      setting: 'TWITCH_EVENTSUB_WS_URL',
+      message: 'TWITCH_EVENTSUB_WS_URL must be wss:// (plain ws:// only to a loopback address: the emulator, tests)',
+    });
+  }
   if (problems.length > 0 || !parsed.success || !listen) {
     throw new ConfigProblemsError(joinProblems(problems, 'Settings'), problems);
   }
@@ -275,6 +312,8 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
     stream: s.EVENTSUBD_STREAM_PATH === 'off' ? undefined : { path: s.EVENTSUBD_STREAM_PATH, token: s.EVENTSUBD_STREAM_TOKEN },
     apiIsLoopback,
     redirectUrl: s.TWITCH_REDIRECT_URL,
+    transport: s.EVENTSUBD_TRANSPORT,
+    conduit: { id: s.EVENTSUBD_CONDUIT_ID, shards: s.EVENTSUBD_CONDUIT_SHARDS, wsUrl: s.TWITCH_EVENTSUB_WS_URL },
   };
   return Object.freeze(config);
 }

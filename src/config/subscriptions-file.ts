@@ -1,7 +1,10 @@
 /**
  * The desired-subscriptions file (README.md "The subscriptions file"): YAML or JSON, validated with a
- * strict zod schema and against the catalogue of subscription types (./catalogue-check.ts), resolved against
- * the settings (the callback URL and the first EVENTSUB_SECRET) and frozen. Every failure is a ConfigError
+ * strict zod schema and against the catalogue of subscription types (./catalogue-check.ts), then frozen.
+ * Every entry follows EVENTSUBD_TRANSPORT (SPEC "Conduit transport"): the file can be checked without knowing
+ * where events will go (the daemon in conduit mode has no conduit yet when it starts), and entries get their
+ * delivery target (`deliveryTarget`: the webhook callback and first EVENTSUB_SECRET, or the conduit) when a
+ * sync runs. `ownershipOf` says which subscriptions such a sync may touch. Every failure is a ConfigError
  * (CONFIG_INVALID, exit 78) with one line naming the file, the entry's line, the path inside it and the rule,
  * e.g. `subs.yaml:7: subscriptions[3].condition.broadcaster_user_id: expected ...`; the problems of every
  * entry are listed at once (`subs.yaml: 3 problems: line 2: ...; line 5: ...`).
@@ -12,9 +15,18 @@ import { isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { nearestName } from '../lib/edit-distance.js';
-import { describeSubscription, subscriptionKey, type DesiredSubscription } from '../twitch/subscription.js';
+import {
+  describeSubscription,
+  subscriptionKey,
+  type DeclaredSubscription,
+  type DeliveryTarget,
+  type DesiredSubscription,
+  type Ownership,
+} from '../twitch/subscription.js';
 import { checkEntry } from './catalogue-check.js';
 import { ConfigProblemsError, joinProblems } from './problems.js';
+// Type only: settings.ts loads node-cron, which the daemon's sync does not need (test/cli/startup-imports.test.ts).
+import type { Config } from './settings.js';
 
 /** The file may not be larger than this many bytes. */
 export const MAX_SUBSCRIPTIONS_FILE_BYTES = 5 * 1024 * 1024;
@@ -54,24 +66,30 @@ const Condition = z.unknown().transform((raw, ctx) => {
   return out;
 });
 
-/** Only `{ method: webhook }`: the callback and the secret come from the settings, never from the file. */
-const Transport = z.unknown().transform((raw, ctx): 'webhook' => {
+/** EVENTSUBD_TRANSPORT: how every declared subscription is delivered. */
+export type TransportSetting = Config['transport'];
+
+/**
+ * Only `{ method: webhook }` or `{ method: conduit }`, and only the one EVENTSUBD_TRANSPORT names (checked with
+ * the entry): the callback, the secret and the conduit come from the settings and the daemon, never from the file.
+ */
+const Transport = z.unknown().transform((raw, ctx): TransportSetting => {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     return fail(ctx, [], `expected a mapping such as { method: webhook }, got ${typeName(raw)}`);
   }
   const { method, ...rest } = raw as Record<string, unknown>;
   if (method === undefined) return fail(ctx, ['method'], 'is required');
   if (method === 'websocket') {
-    return fail(ctx, ['method'], 'websocket transport needs a user token; eventsubd manages webhook subscriptions');
+    return fail(ctx, ['method'], 'websocket transport needs a user token; eventsubd manages webhook and conduit subscriptions (app token)');
   }
-  if (method === 'conduit') return fail(ctx, ['method'], 'conduit transport is not supported yet');
-  if (method !== 'webhook') return fail(ctx, ['method'], 'expected "webhook"');
+  if (method !== 'webhook' && method !== 'conduit') return fail(ctx, ['method'], 'expected "webhook" or "conduit" (or no transport key: it follows EVENTSUBD_TRANSPORT)');
   for (const key of Object.keys(rest)) {
     if (key === 'callback') fail(ctx, [key], 'is not allowed here: the callback is EVENTSUB_CALLBACK_URL');
     else if (key === 'secret') fail(ctx, [key], 'is not allowed here: the secret comes from EVENTSUB_SECRET');
+    else if (key === 'conduit_id') fail(ctx, [key], 'is not allowed here: the conduit is EVENTSUBD_CONDUIT_ID or the one the daemon creates');
     else fail(ctx, [key], 'unknown key (allowed: method)');
   }
-  return 'webhook';
+  return method;
 });
 
 const Entry = z.strictObject(
@@ -102,11 +120,24 @@ const FileSchema = z.strictObject(
 );
 
 export interface ResolveOptions {
-  /** EVENTSUB_CALLBACK_URL; required as soon as the file declares a subscription. */
+  /**
+   * EVENTSUBD_TRANSPORT: what every entry follows; a `transport:` key in the file must name it. Default: the
+   * method of `target`, else `webhook`.
+   */
+  transport?: TransportSetting | undefined;
+  /** Where the entries go (`deliveryTarget`); given, each entry gets it as its `transport`. */
+  target?: DeliveryTarget | undefined;
+  /**
+   * The webhook target in two parts (EVENTSUB_CALLBACK_URL and the first EVENTSUB_SECRET, as `requireWebhook`
+   * returns them); either given means webhook mode, and both are then required as soon as the file declares a
+   * subscription. Ignored when `target` is given.
+   */
   callbackUrl?: string | undefined;
-  /** The first EVENTSUB_SECRET (the one that signs new subscriptions); required likewise. */
   secret?: string | undefined;
 }
+
+/** Options that give the entries a target: the result is DesiredSubscription[]; without, DeclaredSubscription[]. */
+export type WithTarget = { target: DeliveryTarget } | { callbackUrl: string; secret: string };
 
 export interface ParseOptions extends ResolveOptions {
   /** Named in error messages; a name ending in `.json` is parsed as strict JSON. */
@@ -114,12 +145,15 @@ export interface ParseOptions extends ResolveOptions {
 }
 
 /**
- * Parses and validates the file's text. Pure.
+ * Parses and validates the file's text. Pure. Without a target (`target`, or `callbackUrl` and `secret`) the
+ * file is only checked, against `transport`, and the entries come back without one: `withTarget` adds it later.
  * @returns a frozen list (entries, conditions and transports frozen too), in file order.
  * @throws ConfigError (CONFIG_INVALID; a ConfigProblemsError listing each problem when entries are wrong) with a
  *   one-line message naming the file, the line, the path and the rule.
  */
-export function parseSubscriptionsFile(text: string, options: ParseOptions): readonly DesiredSubscription[] {
+export function parseSubscriptionsFile(text: string, options: ParseOptions & WithTarget): readonly DesiredSubscription[];
+export function parseSubscriptionsFile(text: string, options: ParseOptions): readonly DeclaredSubscription[];
+export function parseSubscriptionsFile(text: string, options: ParseOptions): readonly DeclaredSubscription[] {
   const file = options.fileName;
   if (Buffer.byteLength(text, 'utf8') > MAX_SUBSCRIPTIONS_FILE_BYTES) throw tooBig(file);
   const data = /\.json$/i.test(file) ? parseJson(text.replace(/^\uFEFF/, ''), file) : parseYaml(text, file);
@@ -128,29 +162,82 @@ export function parseSubscriptionsFile(text: string, options: ParseOptions): rea
   }
   const parsed = FileSchema.safeParse(data);
   if (!parsed.success) throw configError(`${file}: ${formatIssues(parsed.error.issues)}`);
-  const entries = checkEntries(parsed.data.subscriptions, file, text);
-  if (entries.length > 0 && !options.callbackUrl) {
+  const mode = options.transport ?? options.target?.method ?? 'webhook';
+  const entries = checkEntries(parsed.data.subscriptions, { file, text, mode });
+  const declared = Object.freeze(
+    entries.map((entry): DeclaredSubscription => Object.freeze({ type: entry.type, version: entry.version, condition: Object.freeze({ ...entry.condition }) })),
+  );
+  const target = options.target ?? legacyWebhook(options, entries.length > 0);
+  return target ? withTarget(declared, target) : declared;
+}
+
+/** The webhook target of the two-part form, or undefined when neither part is given (a check only). */
+function legacyWebhook(options: ParseOptions, declares: boolean): DeliveryTarget | undefined {
+  if (options.callbackUrl === undefined && options.secret === undefined) return undefined;
+  const file = options.fileName;
+  if (declares && !options.callbackUrl) {
     const setting = 'EVENTSUB_CALLBACK_URL';
     throw configError(`${file} declares webhook subscriptions but ${setting} is not set`, setting);
   }
-  if (entries.length > 0 && !options.secret) {
+  if (declares && !options.secret) {
     throw configError(`${file} declares webhook subscriptions but EVENTSUB_SECRET is not set`, 'EVENTSUB_SECRET');
   }
-  const transport = Object.freeze({ method: 'webhook' as const, callback: options.callbackUrl ?? '', secret: options.secret ?? '' });
-  return Object.freeze(
-    entries.map((entry) =>
-      Object.freeze({ type: entry.type, version: entry.version, condition: Object.freeze({ ...entry.condition }), transport }),
-    ),
-  );
+  return { method: 'webhook', callback: options.callbackUrl ?? '', secret: options.secret ?? '' };
+}
+
+/** The declared entries with their delivery target, frozen (the target too), in the same order. */
+export function withTarget(declared: readonly DeclaredSubscription[], target: DeliveryTarget): readonly DesiredSubscription[] {
+  const transport: DeliveryTarget = Object.freeze({ ...target });
+  return Object.freeze(declared.map((d): DesiredSubscription => Object.freeze({ type: d.type, version: d.version, condition: d.condition, transport })));
+}
+
+/**
+ * Where this run's subscriptions go, from the settings: in webhook mode EVENTSUB_CALLBACK_URL and the first
+ * EVENTSUB_SECRET (the one that signs new subscriptions); in conduit mode `conduitId` (the daemon's conduit, or
+ * the recorded one), else EVENTSUBD_CONDUIT_ID.
+ * @throws ConfigError (CONFIG_INVALID, exit 78) naming the missing setting: EVENTSUB_CALLBACK_URL or
+ *   EVENTSUB_SECRET in webhook mode (the words of `requireWebhook` in settings.ts), EVENTSUBD_CONDUIT_ID in
+ *   conduit mode when no conduit is known.
+ */
+export function deliveryTarget(config: Pick<Config, 'transport' | 'conduit' | 'callbackUrl' | 'eventsubSecrets'>, conduitId?: string): DeliveryTarget {
+  if (config.transport === 'conduit') {
+    const id = conduitId ?? config.conduit.id;
+    if (!id) {
+      throw new ConfigError(
+        'No conduit yet: start `eventsubd run` once in conduit mode, it creates one, or set EVENTSUBD_CONDUIT_ID',
+        { setting: 'EVENTSUBD_CONDUIT_ID' },
+      );
+    }
+    return Object.freeze({ method: 'conduit', conduit_id: id });
+  }
+  if (!config.callbackUrl) {
+    throw new ConfigError('EVENTSUB_CALLBACK_URL is required for webhook subscriptions', { setting: 'EVENTSUB_CALLBACK_URL' });
+  }
+  const secret = config.eventsubSecrets[0];
+  if (!secret) throw new ConfigError('EVENTSUB_SECRET is required for webhook subscriptions', { setting: 'EVENTSUB_SECRET' });
+  return Object.freeze({ method: 'webhook', callback: config.callbackUrl, secret });
+}
+
+/**
+ * What a sync may touch (SPEC "Conduit transport", "Subscriptions"), whatever EVENTSUBD_TRANSPORT says: webhooks
+ * to EVENTSUB_CALLBACK_URL when it is set, and subscriptions on `conduitIds` (the recorded conduit and those it
+ * replaced) and on EVENTSUBD_CONDUIT_ID. So a switch of transport, either way, finds the old subscriptions as
+ * owned and migrates them (twins first), and a replaced conduit's leftovers are pruned.
+ */
+export function ownershipOf(config: Pick<Config, 'callbackUrl' | 'conduit'>, conduitIds: readonly (string | undefined)[]): Ownership {
+  const ids = [...conduitIds, config.conduit.id].filter((id): id is string => id !== undefined && id !== '');
+  return Object.freeze({ callbackUrl: config.callbackUrl, conduitIds: Object.freeze([...new Set(ids)]) });
 }
 
 type CheckedEntry = z.output<typeof Entry>;
 
 /**
- * Checks every entry (its shape, then the catalogue: type, version, condition fields) and the duplicates.
+ * Checks every entry (its shape, its transport key against `mode`, then the catalogue: type, version, condition
+ * fields) and the duplicates.
  * @throws ConfigProblemsError listing every problem of the file, each with the entry's line and path.
  */
-function checkEntries(items: readonly unknown[], file: string, text: string): CheckedEntry[] {
+function checkEntries(items: readonly unknown[], source: { file: string; text: string; mode: TransportSetting }): CheckedEntry[] {
+  const { file, text, mode } = source;
   const problems: Array<{ index: number; message: string }> = [];
   const out: CheckedEntry[] = [];
   const seen = new Map<string, number>();
@@ -162,6 +249,10 @@ function checkEntries(items: readonly unknown[], file: string, text: string): Ch
       return;
     }
     const entry = parsed.data;
+    if (entry.transport !== undefined && entry.transport !== mode) {
+      problems.push({ index, message: `${at(['transport', 'method'])}: ${transportMismatch(entry.transport, mode)}` });
+      return;
+    }
     const wrong = checkEntry(entry);
     for (const p of wrong) problems.push({ index, message: `${at(p.path)}: ${p.message}` });
     if (wrong.length > 0) return;
@@ -186,6 +277,14 @@ function checkEntries(items: readonly unknown[], file: string, text: string): Ch
   throw new ConfigProblemsError(joinProblems(listed, file), listed);
 }
 
+/** Every entry follows EVENTSUBD_TRANSPORT: a `transport:` key naming another one is a mistake, said plainly. */
+function transportMismatch(declared: TransportSetting, mode: TransportSetting): string {
+  return (
+    `${declared} transport does not match EVENTSUBD_TRANSPORT=${mode}: every declared subscription follows ` +
+    `EVENTSUBD_TRANSPORT; set EVENTSUBD_TRANSPORT=${declared}, or remove this key`
+  );
+}
+
 /** The line (1-based) where each entry of the `subscriptions` list starts; computed only to word an error. */
 function entryLines(text: string): Array<number | undefined> {
   const counter = new LineCounter();
@@ -204,13 +303,13 @@ export interface LoadOptions extends ResolveOptions {
 }
 
 /**
- * Reads the file at `path` (at most MAX_SUBSCRIPTIONS_FILE_BYTES) and parses it.
+ * Reads the file at `path` (at most MAX_SUBSCRIPTIONS_FILE_BYTES) and parses it (`parseSubscriptionsFile`: with
+ * a target the entries come back with it; without, the file is only checked against `transport`).
  * @throws ConfigError (CONFIG_INVALID) when the file is missing, unreadable, too big, not UTF-8 or invalid.
  */
-export async function loadSubscriptionsFile(
-  path: string,
-  options: LoadOptions,
-): Promise<readonly DesiredSubscription[]> {
+export async function loadSubscriptionsFile(path: string, options: LoadOptions & WithTarget): Promise<readonly DesiredSubscription[]>;
+export async function loadSubscriptionsFile(path: string, options?: LoadOptions): Promise<readonly DeclaredSubscription[]>;
+export async function loadSubscriptionsFile(path: string, options: LoadOptions = {}): Promise<readonly DeclaredSubscription[]> {
   let raw: string | Uint8Array;
   try {
     raw = await (options.readFile ?? readCapped)(path);
@@ -228,7 +327,8 @@ export async function loadSubscriptionsFile(
       throw configError(`${path}: the file is not valid UTF-8`, SETTING, err);
     }
   }
-  return parseSubscriptionsFile(text, { fileName: path, callbackUrl: options.callbackUrl, secret: options.secret });
+  const { readFile: _read, ...resolve } = options;
+  return parseSubscriptionsFile(text, { ...resolve, fileName: path });
 }
 
 /** Reads at most one byte more than the cap, so a huge file (or /dev/zero) is never read whole. */

@@ -20,6 +20,8 @@ import { AppError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { Dedup } from '../receiver/dedup.js';
 import { createWebhookHandler } from '../receiver/handler.js';
+import { Intake } from '../receiver/intake.js';
+import type { ConduitRuntime } from '../conduit/conduit-runtime.js';
 import { startReceiver, type ReceiverServer } from '../receiver/server.js';
 import type { ReceivedSubscription } from '../receiver/types.js';
 import { statusAction } from '../subscriptions/status.js';
@@ -71,6 +73,10 @@ export class Daemon {
   #metrics: DaemonMetrics | undefined;
   #forwarder: Forwarder | undefined;
   #stream: EventStream | undefined;
+  /** Conduit mode: the conduit and its WebSocket shards; built with the Twitch side. */
+  #conduit: ConduitRuntime | undefined;
+  /** De-duplication and journal appends, shared by the webhook receiver and the conduit's shards. */
+  #intake: Intake | undefined;
   /** Who must grant what; grant and revoke events. Built with the Twitch side when a subscriptions file is managed. */
   #authorization: AuthorizationWatch | undefined;
   /** Settles once the Twitch side is built (or the daemon closed first); never rejects. */
@@ -131,14 +137,21 @@ export class Daemon {
       forwarder: () => this.#forwarder,
     }));
     const webhook = config.callbackUrl ? new URL(config.callbackUrl) : undefined;
+    const intake = (this.#intake = new Intake({
+      journal,
+      dedup,
+      clock,
+      onRevocation: (sub) => this.#onRevocation(sub),
+      onNotification: (sub, event) => this.#authorization?.onNotification(sub.type, event),
+      logger: logger.child({ component: 'intake' }),
+    }));
     const handler = createWebhookHandler({
       webhookPath: webhook?.pathname ?? '/eventsub',
       secrets: () => config.eventsubSecrets,
       clock,
       journal,
       dedup,
-      onRevocation: (sub) => this.#onRevocation(sub),
-      onNotification: (sub, event) => this.#authorization?.onNotification(sub.type, event),
+      intake,
       routes: daemonRoutes({
         daemon: this,
         journal,
@@ -150,6 +163,7 @@ export class Daemon {
         receiver: () => this.#receiver,
         forwarder: () => this.#forwarder,
         stream: () => this.#stream ?? (config.stream ? UNUSED_STREAM : undefined),
+        conduit: config.transport === 'conduit' ? () => this.#conduit : undefined,
       }),
       isClosing: () => this.#closing,
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
@@ -164,7 +178,7 @@ export class Daemon {
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
       onUpgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
     });
-    if (!webhook || config.eventsubSecrets.length === 0) {
+    if (config.transport === 'webhook' && (!webhook || config.eventsubSecrets.length === 0)) {
       logger.warn('EVENTSUB_CALLBACK_URL or EVENTSUB_SECRET is not set: webhook deliveries will be refused', { code: 'CONFIG_INVALID' });
     }
     await this.#o.notifier.notify({ READY: '1', STATUS: this.statusLine(), MAINPID: String(this.#o.pid) });
@@ -174,7 +188,8 @@ export class Daemon {
     const { config } = this.#o;
     if (!config.subscriptionsFile) return;
     const { loadSubscriptionsFile } = await import('../config/subscriptions-file.js');
-    await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config));
+    // Conduit mode: checked against the transport only (the conduit id is known once the conduit is made sure of).
+    await loadSubscriptionsFile(config.subscriptionsFile, config.transport === 'conduit' ? { transport: 'conduit' } : requireWebhook(config));
   }
 
   /** The state directory (checked: 0700, owned, no links), the instance lock, then the journal (recovered). */
@@ -245,6 +260,8 @@ export class Daemon {
         },
         onSubscriptions: (subs) => this.#metrics?.recordListing(subs),
         registry: this.#metrics!.registry,
+        intake: this.#intake!,
+        onConduitChange: () => void this.#notifyStatus(),
       });
       if (!side) return;
       this.#stack = side.stack;
@@ -253,6 +270,7 @@ export class Daemon {
       this.#scheduler = side.scheduler;
       this.#cron = side.cron;
       this.#authorization = side.authorization;
+      this.#conduit = side.conduit;
     } catch (err) {
       this.#o.logger.error('The Twitch side could not start', { error: toAppError(err) });
       this.#resolveFatal(toAppError(err));
@@ -307,6 +325,7 @@ export class Daemon {
       scheduler: this.#scheduler,
       managed: this.#o.config.subscriptionsFile !== undefined,
       journal: this.#journal,
+      conduit: this.#o.config.transport === 'conduit' ? (this.#conduit ?? { statusLine: () => 'conduit pending' }) : undefined,
     });
   }
 
@@ -336,8 +355,9 @@ export class Daemon {
     await this.#cron?.stop();
     await this.#cron?.destroy();
     await this.#scheduler?.close();
-    // Side by side: stream clients get their close frame while the receiver drains its requests.
-    await Promise.all([this.#stream?.close(), this.#receiver?.close()]);
+    // Side by side: stream clients get their close frame while the receiver drains its requests and the shards
+    // close theirs (what they read is journaled before the journal closes).
+    await Promise.all([this.#stream?.close(), this.#receiver?.close(), this.#conduit?.close()]);
     await this.#forwarder?.close();
     await this.#journal?.close();
     await this.#stack?.close();

@@ -12,6 +12,7 @@ import type { ReceiverResponse } from '../receiver/types.js';
 import { isoTime } from '../lib/clock.js';
 import type { DaemonMetrics } from './observability.js';
 import type { SyncScheduler } from './sync-scheduler.js';
+import type { ConduitRuntime } from '../conduit/conduit-runtime.js';
 
 interface RouteSources {
   daemon: { closing: boolean; startedAt: number };
@@ -27,6 +28,8 @@ interface RouteSources {
   receiver: () => ReceiverServer | undefined;
   forwarder: () => Forwarder | undefined;
   stream: () => Pick<EventStream, 'stats'> | undefined;
+  /** Conduit mode only: the shards (undefined until the Twitch side built them). */
+  conduit?: (() => Pick<ConduitRuntime, 'ready' | 'status'> | undefined) | undefined;
 }
 
 const json = (status: number, value: unknown): ReceiverResponse => ({
@@ -56,9 +59,13 @@ export function daemonRoutes(s: RouteSources): Record<string, () => ReceiverResp
   return {
     '/healthz': () => json(200, { ok: true }),
     // Ready = can accept and journal deliveries. A token outage does not make it unready: receiving needs no token.
+    // In conduit mode deliveries come over the shards: ready once at least one of them is assigned.
     '/readyz': () => {
-      const ready = !s.daemon.closing && s.journal.writable && s.receiver() !== undefined;
-      return json(ready ? 200 : 503, { ready, journal_writable: s.journal.writable, closing: s.daemon.closing });
+      const shardAssigned = s.conduit ? s.conduit()?.ready === true : undefined;
+      const ready = !s.daemon.closing && s.journal.writable && s.receiver() !== undefined && shardAssigned !== false;
+      const body: Record<string, unknown> = { ready, journal_writable: s.journal.writable, closing: s.daemon.closing };
+      if (shardAssigned !== undefined) body.shard_assigned = shardAssigned;
+      return json(ready ? 200 : 503, body);
     },
     '/status': () => json(200, statusDocument(s)),
     '/metrics': () => ({
@@ -96,6 +103,7 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
     journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs, corrupt: j.corrupt },
     delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, reading: r.reading, requests: r.requests, too_slow: r.tooSlow } : null,
+    ...(s.conduit ? { conduit: s.conduit()?.status() ?? { conduit_id: null, shards_assigned: 0, shards: [], pending_appends: 0, duplicates: 0 } } : {}),
     started_at: isoTime(s.daemon.startedAt),
   };
 }
@@ -117,6 +125,8 @@ export function statusLine(s: {
   scheduler: SyncScheduler | undefined;
   managed: boolean;
   journal: Journal | undefined;
+  /** Conduit mode only. */
+  conduit?: { statusLine(): string } | undefined;
 }): string {
   const parts: string[] = [];
   const t = s.tokens?.status() ?? { state: 'missing' };
@@ -132,6 +142,7 @@ export function statusLine(s: {
             `${last.waitingForAuthorization ? `, ${last.waitingForAuthorization} waiting for authorization` : ''})`,
     );
   } else parts.push('sync pending');
+  if (s.conduit) parts.push(s.conduit.statusLine());
   if (s.journal) parts.push(`journal seq ${s.journal.head}`);
   return parts.join('; ');
 }

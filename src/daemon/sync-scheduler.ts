@@ -2,17 +2,19 @@
  * Runs the daemon's subscription syncs: on start, on the cron schedule, on SIGHUP and soon after a
  * recoverable revocation. Never two at once: a request that arrives during a run makes exactly one more run
  * afterwards. A run that fails for a transient reason (token outage, Twitch unreachable) is retried with
- * capped backoff, so the daemon recovers by itself without a restart.
+ * capped backoff, so the daemon recovers by itself without a restart. Each run asks the daemon where the
+ * subscriptions go (`target`) and what it owns (`ownership`) at that moment: in conduit mode the conduit may
+ * not exist yet (the run is skipped; the daemon asks for one once it does) or may have been replaced.
  */
 import { loadSubscriptionsFile } from '../config/subscriptions-file.js';
 import type { Clock } from '../lib/clock.js';
-import { AppError, toAppError } from '../lib/errors.js';
+import { toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { backoffDelay } from '../lib/retry.js';
 import { planSummary } from '../subscriptions/plan.js';
 import { waitingCount, type PendingGrant } from '../subscriptions/authorization.js';
 import { syncSubscriptions } from '../subscriptions/sync.js';
-import type { DesiredSubscription } from '../twitch/subscription.js';
+import type { DeliveryTarget, DesiredSubscription, Ownership } from '../twitch/subscription.js';
 import type { EventSubApi, UserAuthorizationApi } from '../twitch/types.js';
 import type { Subscription } from '../twitch/wire.js';
 
@@ -22,7 +24,7 @@ export interface SyncReport {
   finishedAt: number;
   result: 'ok' | 'partial' | 'error';
   counts?: Record<string, number>;
-  applied?: { created: number; adopted: number; recreated: number; deleted: number; failed: number };
+  applied?: { created: number; adopted: number; recreated: number; deleted: number; migrated: number; failed: number };
   blocked?: Array<{ id: string; type: string; status: string }>;
   /** `current`: total_cost as this sync left it; `projected`: the plan's bound; `max`: max_total_cost. */
   cost?: { current: number; projected: number; max: number | undefined };
@@ -40,8 +42,19 @@ export interface SyncSchedulerOptions {
   authorization?: { held: (d: DesiredSubscription) => boolean; onSync: (missing: readonly PendingGrant[]) => void } | undefined;
   /** Path of the subscriptions file; undefined: manage nothing (no sync runs). */
   file: string | undefined;
-  callbackUrl: string | undefined;
-  secret: string | undefined;
+  /**
+   * Where the declared subscriptions go now (`deliveryTarget` of config/subscriptions-file.ts). Undefined: not
+   * known yet (the conduit is being created); the run is skipped, without an error. May throw a ConfigError
+   * (webhook settings missing): the run reports it.
+   */
+  target: () => DeliveryTarget | undefined;
+  /** What the daemon owns now (`ownershipOf`): the current target's and the old ones', to migrate or prune. */
+  ownership: () => Ownership;
+  /**
+   * Runs before each sync, before `target()` is read (conduit mode: makes sure the conduit still exists, and
+   * replaces it when Twitch deleted it). A failure is the run's error.
+   */
+  before?: ((signal: AbortSignal) => Promise<void>) | undefined;
   prune: boolean;
   clock: Clock;
   logger: Logger;
@@ -107,7 +120,7 @@ export class SyncScheduler {
         const report = await this.#runOnce(next);
         next = this.#pending;
         this.#pending = undefined;
-        if (report.result === 'error' && report.error && TRANSIENT.has(report.error.code) && next === undefined) {
+        if (report?.result === 'error' && report.error && TRANSIENT.has(report.error.code) && next === undefined) {
           this.#failures += 1;
           const wait = backoffDelay(this.#failures, { baseMs: 1000, maxMs: 300_000, random: this.#o.random });
           this.#o.logger.warn('Sync failed; retrying', { code: report.error.code, retry_in_ms: wait });
@@ -118,7 +131,7 @@ export class SyncScheduler {
           }
           next = this.#pending ?? 'retry';
           this.#pending = undefined;
-        } else if (report.result !== 'error') {
+        } else if (report && report.result !== 'error') {
           this.#failures = 0;
         }
       }
@@ -127,21 +140,26 @@ export class SyncScheduler {
     }
   }
 
-  async #runOnce(reason: string): Promise<SyncReport> {
+  /** One run and its report; undefined when it was skipped (no target yet): nothing to report, nothing to retry. */
+  async #runOnce(reason: string): Promise<SyncReport | undefined> {
     const o = this.#o;
     const startedAt = o.clock.now();
     try {
-      if (!o.callbackUrl || !o.secret) {
-        throw new AppError('CONFIG_INVALID', 'EVENTSUB_CALLBACK_URL and EVENTSUB_SECRET are required to sync webhook subscriptions');
+      await o.before?.(this.#abort.signal);
+      const target = o.target();
+      if (target === undefined) {
+        // Not a failure: the daemon requests a sync as soon as the conduit exists.
+        o.logger.info('Sync skipped: the conduit is not ready yet', { reason });
+        return undefined;
       }
-      const desired = await loadSubscriptionsFile(o.file!, { callbackUrl: o.callbackUrl, secret: o.secret });
+      const desired = await loadSubscriptionsFile(o.file!, { target });
       const outcome = await syncSubscriptions({
         api: o.api,
         authorizations: o.authorizations,
         clientId: o.clientId,
         held: o.authorization?.held,
         desired,
-        callbackUrl: o.callbackUrl,
+        ownership: o.ownership(),
         prune: o.prune,
         dryRun: false,
         signal: this.#abort.signal,
@@ -159,6 +177,7 @@ export class SyncScheduler {
           adopted: r.adopted.length,
           recreated: r.recreated,
           deleted: r.deleted,
+          migrated: r.migrated,
           failed: r.failed.length,
         },
         blocked: outcome.plan.blocked.map((b) => ({ id: b.existing.id, type: b.existing.type, status: b.reason })),

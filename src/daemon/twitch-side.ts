@@ -15,6 +15,9 @@ import type { SyncReport, SyncScheduler } from './sync-scheduler.js';
 import type { Registry } from '../lib/metrics.js';
 import type { AuthorizationWatch } from './authorization-watch.js';
 import { buildTwitchStack, type TwitchStack, type TwitchStackDeps } from './twitch-stack.js';
+import type { Intake } from '../receiver/intake.js';
+import type { ConduitRuntime } from '../conduit/conduit-runtime.js';
+import type { ConduitManager } from '../conduit/conduit-manager.js';
 
 export interface TwitchSideOptions {
   config: Config & { clientId: string };
@@ -31,8 +34,12 @@ export interface TwitchSideOptions {
   onCall?: TwitchStackDeps['onCall'];
   onReport: (report: SyncReport) => void;
   onSubscriptions: (subs: readonly Subscription[]) => void;
-  /** Where the authorization watch registers its metrics. */
+  /** Where the authorization watch and the conduit's shards register their metrics. */
   registry: Registry;
+  /** Conduit mode: where the shards' messages are de-duplicated and journaled (the receiver's intake). */
+  intake: Intake;
+  /** Conduit mode: a shard's state changed. */
+  onConduitChange?: (() => void) | undefined;
 }
 
 export interface TwitchSide {
@@ -42,6 +49,8 @@ export interface TwitchSide {
   cron: ScheduledTask | undefined;
   /** Who must grant what, and the grant and revoke events; undefined when no subscriptions file is managed. */
   authorization: AuthorizationWatch | undefined;
+  /** Conduit mode: the conduit and its shards, started once the token manager has a token. */
+  conduit: ConduitRuntime | undefined;
 }
 
 /**
@@ -52,16 +61,57 @@ export interface TwitchSide {
  */
 export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide | undefined> {
   const { config, clock, logger } = o;
-  const managed = config.subscriptionsFile
-    ? await Promise.all([import('./sync-scheduler.js'), import('node-cron'), import('./authorization-watch.js'), import('../auth/grant-store.js')])
-    : undefined;
+  const [managed, conduitModules] = await Promise.all([
+    config.subscriptionsFile
+      ? Promise.all([
+          import('./sync-scheduler.js'),
+          import('node-cron'),
+          import('./authorization-watch.js'),
+          import('../auth/grant-store.js'),
+          import('../config/subscriptions-file.js'),
+          import('../conduit/conduit-store.js'),
+        ])
+      : undefined,
+    config.transport === 'conduit' ? Promise.all([import('../conduit/conduit-runtime.js'), import('../conduit/conduit-manager.js')]) : undefined,
+  ]);
   if (o.isClosing()) return undefined;
   const stack = buildTwitchStack(config, { clock, logger, pid: o.pid, dispatcher: o.dispatcher, onFatal: o.onFatal, onCall: o.onCall });
+  let conduit: ConduitRuntime | undefined;
+  let manager: ConduitManager | undefined;
+  if (conduitModules) {
+    const [{ ConduitRuntime }, { ConduitManager }] = conduitModules;
+    manager = new ConduitManager({
+      api: stack.helix,
+      stateDir: config.stateDir,
+      configuredId: config.conduit.id,
+      shards: config.conduit.shards,
+      clock,
+      logger: logger.child({ component: 'conduit' }),
+    });
+    conduit = new ConduitRuntime({
+      conduits: manager,
+      shards: config.conduit.shards,
+      wsUrl: config.conduit.wsUrl,
+      intake: o.intake,
+      clock,
+      logger: logger.child({ component: 'conduit' }),
+      registry: o.registry,
+      onReplaced: () => void scheduler?.request('conduit replaced'),
+      onChange: o.onConduitChange,
+    });
+  }
   let scheduler: SyncScheduler | undefined;
   let cron: ScheduledTask | undefined;
   let authorization: AuthorizationWatch | undefined;
   if (managed && config.subscriptionsFile) {
-    const [{ SyncScheduler }, { schedule }, { AuthorizationWatch }, { GrantStore }] = managed;
+    const [{ SyncScheduler }, { schedule }, { AuthorizationWatch }, { GrantStore }, { deliveryTarget, ownershipOf }, { readConduitRecord }] = managed;
+    // Webhook mode still owns the conduit a conduit-mode run recorded: switching back migrates its subscriptions.
+    const recorded = manager ? undefined : await readConduitRecord(config.stateDir).catch((err: unknown) => {
+      logger.warn('The conduit record cannot be read: subscriptions on that conduit are not migrated', { error: toAppError(err) });
+      return undefined;
+    });
+    const recordedIds = recorded ? [recorded.conduit_id, ...recorded.previous] : [];
+    const conduits = manager;
     authorization = new AuthorizationWatch({
       clientId: config.clientId,
       grants: new GrantStore({ stateDir: config.stateDir, clock, logger }),
@@ -76,8 +126,10 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
       clientId: config.clientId,
       authorization,
       file: config.subscriptionsFile,
-      callbackUrl: config.callbackUrl,
-      secret: config.eventsubSecrets[0],
+      // Conduit mode: undefined until the conduit is made sure of (the sync waits for it).
+      target: () => (conduits ? (conduits.conduitId === undefined ? undefined : deliveryTarget(config, conduits.conduitId)) : deliveryTarget(config)),
+      ownership: () => ownershipOf(config, conduits ? conduits.ownedIds() : recordedIds),
+      before: conduit ? (signal) => conduit.verify(signal) : undefined,
       prune: config.prune,
       clock,
       logger: logger.child({ component: 'sync' }),
@@ -88,14 +140,16 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
   } else {
     logger.info('No EVENTSUBD_SUBSCRIPTIONS file: subscriptions are not managed');
   }
-  stack.tokens.start(o.signal).then(
-    () => void scheduler?.request('start'),
-    (err: unknown) => {
-      const e = toAppError(err);
-      if (e.code === 'ABORTED') return;
-      logger.error('The supplied token was refused', { error: e });
-      o.onFatal(e);
-    },
-  );
-  return { stack, scheduler, cron, authorization };
+  const fatal = (what: string) => (err: unknown) => {
+    const e = toAppError(err);
+    if (e.code === 'ABORTED') return;
+    logger.error(what, { error: e });
+    o.onFatal(e);
+  };
+  stack.tokens.start(o.signal).then(() => {
+    // Conduit mode: the conduit first (the declared subscriptions are created onto it), then the first sync.
+    if (!conduit) return void scheduler?.request('start');
+    conduit.start().then(() => void scheduler?.request('start'), fatal('The conduit cannot be used'));
+  }, fatal('The supplied token was refused'));
+  return { stack, scheduler, cron, authorization, conduit };
 }

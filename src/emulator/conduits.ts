@@ -4,7 +4,8 @@
  * (get with pagination and status filter, update with per-shard `errors`), app token only. WebSocket shards go
  * through the `WsSessions` seam; webhook shards are settled like webhook subscriptions (verification mode).
  * Events for conduit subscriptions are routed to one shard by hashing the broadcaster id, with one retry on
- * another shard when that one is not enabled, then dropped and counted (`stats.conduitDropped`).
+ * another shard when that one is not enabled, then dropped and counted (`stats.conduitDropped`). A shard leaving
+ * `enabled` is announced to `onShardDisabled` listeners (conduit.shard.disabled, see send-events.ts).
  */
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
@@ -12,12 +13,13 @@ import type { Clock } from '../lib/clock.js';
 import { signMessage } from '../twitch/signature.js';
 import { deliverWebhook } from './deliver.js';
 import type { VerificationMode } from './deliveries.js';
+import { notificationEnvelope, revocationEnvelope } from './eventsub-frames.js';
 import { checkWebhook } from './helix-create.js';
 import { helixError, isRecord, parseJson, type Reply, type Req } from './http.js';
 import { randomAlnum, randomId, rfc3339Nano } from './ids.js';
-import type { EmulatorState, StoredSubscription, TokenRecord } from './state.js';
+import { LIVE_STATUSES, type EmulatorState, type StoredSubscription, type TokenRecord } from './state.js';
 import type { EmulatorStats } from './types.js';
-import type { WsSessions } from './ws-sessions.js';
+import type { WsSessions, WsSessionView } from './ws-sessions.js';
 
 /** Contract 6.4: 5 enabled conduits per client ID, 20 000 shards per conduit. */
 export const MAX_CONDUITS_PER_CLIENT = 5;
@@ -37,6 +39,16 @@ export interface ConduitShard {
   /** Absent for a shard never assigned. */
   transport?: ShardTransport;
 }
+
+/** What happened to one message for a subscription: its id, and the shard it went to or that it was dropped. */
+export interface SentMessage {
+  message_id: string;
+  shard?: string;
+  dropped?: true;
+}
+
+/** A message for a conduit subscription: a notification with its event, or a revocation. */
+export type ConduitMessage = { messageType: 'notification'; event: Record<string, unknown> } | { messageType: 'revocation' };
 
 export interface StoredConduit {
   id: string;
@@ -79,10 +91,26 @@ export function disconnectedStatus(closeCode: number | undefined): string {
 export class Conduits {
   readonly #deps: ConduitDeps;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #disabledListeners = new Set<(conduit: StoredConduit, shard: ConduitShard) => void>();
 
   constructor(deps: ConduitDeps) {
     this.#deps = deps;
-    deps.wsSessions?.onDisconnect((session) => this.#onDisconnect(session.id, session.closeCode, session.disconnectedAt));
+    deps.wsSessions?.onDisconnect((session) => this.#onDisconnect(session));
+  }
+
+  /** Calls `listener` each time an enabled shard becomes disabled; returns the unsubscribe function. */
+  onShardDisabled(listener: (conduit: StoredConduit, shard: ConduitShard) => void): () => void {
+    this.#disabledListeners.add(listener);
+    return () => this.#disabledListeners.delete(listener);
+  }
+
+  /** The shard each WebSocket session id is assigned to (by the id in the shard's transport). */
+  shardsBySession(): Map<string, { conduit: StoredConduit; shard: ConduitShard }> {
+    const out = new Map<string, { conduit: StoredConduit; shard: ConduitShard }>();
+    for (const conduit of this.#deps.state.conduits.values()) {
+      for (const shard of conduit.shards) if (shard.transport?.method === 'websocket') out.set(shard.transport.session_id, { conduit, shard });
+    }
+    return out;
   }
 
   /** A snapshot of the conduits (of one client, or all), oldest first. */
@@ -147,14 +175,19 @@ export class Conduits {
     return { status: 200, json: { data: [wireConduit(conduit)] } };
   }
 
-  /** Deleting a conduit revokes its subscriptions (contract 6.1 notes; SPEC names the reason conduit_deleted). */
+  /**
+   * Deleting a conduit revokes its live subscriptions with `conduit_deleted` (contract 6.1 notes and 5.5; SPEC).
+   * They are only marked: the revocation message would have to go through the conduit that no longer exists.
+   * A subscription already revoked for another reason keeps that reason.
+   */
   #delete(req: Req, clientId: string): Reply {
     const id = req.query.get('id');
     if (!id) return helixError(400, 'Missing required parameter "id"');
     if (!this.#owned(id, clientId)) return helixError(404, 'conduit not found');
     this.#deps.state.conduits.delete(id);
     for (const s of this.#deps.state.subscriptionsOf(clientId)) {
-      if (s.wire.transport.method === 'conduit' && s.wire.transport.conduit_id === id) this.#deps.state.setSubscriptionStatus(s, 'conduit_deleted');
+      const ofIt = s.wire.transport.method === 'conduit' && s.wire.transport.conduit_id === id;
+      if (ofIt && LIVE_STATUSES.has(s.wire.status)) this.#deps.state.setSubscriptionStatus(s, 'conduit_deleted');
     }
     this.#deps.state.touch();
     return { status: 204 };
@@ -227,15 +260,30 @@ export class Conduits {
     return 'The transport method is invalid';
   }
 
-  #onDisconnect(sessionId: string, closeCode: number | undefined, at: string | undefined): void {
+  /** A closed session disables the shards assigned to it, under its id or an id it had before a reconnect. */
+  #onDisconnect(session: WsSessionView): void {
+    const ids = new Set([session.id, ...(session.formerIds ?? [])]);
+    const disabled: [StoredConduit, ConduitShard][] = [];
     for (const conduit of this.#deps.state.conduits.values()) {
       for (const shard of conduit.shards) {
-        if (shard.transport?.method !== 'websocket' || shard.transport.session_id !== sessionId) continue;
-        shard.status = disconnectedStatus(closeCode);
-        shard.transport.disconnected_at = at ?? rfc3339Nano(this.#deps.clock.now());
+        if (shard.transport?.method !== 'websocket' || !ids.has(shard.transport.session_id)) continue;
+        if (shard.status === 'enabled') disabled.push([conduit, shard]);
+        shard.status = disconnectedStatus(session.closeCode);
+        shard.transport.disconnected_at = session.disconnectedAt ?? rfc3339Nano(this.#deps.clock.now());
       }
     }
     this.#deps.state.touch();
+    for (const [conduit, shard] of disabled) this.#announceDisabled(conduit, shard);
+  }
+
+  #announceDisabled(conduit: StoredConduit, shard: ConduitShard): void {
+    for (const listener of [...this.#disabledListeners]) {
+      try {
+        listener(conduit, shard);
+      } catch {
+        // A listener's failure must not stop the others; the listeners log their own.
+      }
+    }
   }
 
   /** Settles a webhook shard like a webhook subscription: accept, reject, or a challenge to `deliverTo`. */
@@ -308,48 +356,63 @@ export class Conduits {
    * (counted in `stats.conduitDropped`).
    */
   deliver(subscription: StoredSubscription, event: Record<string, unknown>): string | undefined {
-    const { transport } = subscription.wire;
-    const conduit = transport.method === 'conduit' ? this.#deps.state.conduits.get(transport.conduit_id) : undefined;
-    const broadcaster = broadcasterOf(subscription.wire.condition, event);
-    const shard = conduit ? this.pick(conduit, broadcaster) : undefined;
-    const sent = shard ? this.#send(shard, subscription, event) : false;
-    if (!shard || !sent) {
-      this.#deps.stats.conduitDropped += 1;
-      return undefined;
-    }
-    return shard.id;
+    return this.send(subscription, { messageType: 'notification', event }, 1)[0]!.shard;
   }
 
-  #send(shard: ConduitShard, subscription: StoredSubscription, event: Record<string, unknown>): boolean {
-    const t = shard.transport;
+  /**
+   * Sends `count` messages for a conduit subscription, each to the shard its broadcaster hashes to (one retry on
+   * another enabled shard, else dropped and counted in `stats.conduitDropped`; each one sent counts in
+   * `stats.conduitSent`). Nothing is awaited: a WebSocket frame is queued on its socket, a webhook shard's POST
+   * runs in the background (awaited by `drain()`), so a burst of thousands goes out at the speed of the loop.
+   */
+  send(subscription: StoredSubscription, message: ConduitMessage, count: number): SentMessage[] {
+    const { transport } = subscription.wire;
+    const conduit = transport.method === 'conduit' ? this.#deps.state.conduits.get(transport.conduit_id) : undefined;
+    const broadcaster = broadcasterOf(subscription.wire.condition, message.messageType === 'notification' ? message.event : {});
+    // One copy for the whole burst: nothing mutates it, and each frame is serialised as it is sent.
     const wire = structuredClone(subscription.wire);
+    const out: SentMessage[] = [];
+    for (let i = 0; i < count; i += 1) {
+      const messageId = randomId();
+      const shard = conduit ? this.pick(conduit, broadcaster) : undefined;
+      if (shard && this.#sendTo(shard, { wire, message, messageId })) {
+        this.#deps.stats.conduitSent += 1;
+        out.push({ message_id: messageId, shard: shard.id });
+      } else {
+        this.#deps.stats.conduitDropped += 1;
+        out.push({ message_id: messageId, dropped: true });
+      }
+    }
+    return out;
+  }
+
+  #sendTo(shard: ConduitShard, m: { wire: StoredSubscription['wire']; message: ConduitMessage; messageId: string }): boolean {
+    const t = shard.transport;
+    const { wire, message, messageId } = m;
     if (t?.method === 'websocket') {
-      const frame = {
-        metadata: {
-          message_id: randomId(),
-          message_type: 'notification',
-          message_timestamp: rfc3339Nano(this.#deps.clock.now()),
-          subscription_type: wire.type,
-          subscription_version: wire.version,
-        },
-        payload: { subscription: wire, event },
-      };
+      const now = this.#deps.clock.now();
+      const frame = message.messageType === 'notification' ? notificationEnvelope(wire, message.event, now, messageId) : revocationEnvelope(wire, now, messageId);
       return this.#deps.wsSessions?.send(t.session_id, frame) ?? false;
     }
     if (t?.method !== 'webhook' || !this.#deps.deliverTo) return false;
     const callback = new URL(t.callback);
     const url = new URL(`${callback.pathname}${callback.search}`, this.#deps.deliverTo).toString();
-    const task = deliverWebhook({ url, secret: t.secret, messageType: 'notification', subscription: wire, event, dispatcher: this.#deps.dispatcher, clock: this.#deps.clock, signal: this.#deps.signal })
+    const task = deliverWebhook({
+      url,
+      secret: t.secret,
+      messageType: message.messageType,
+      messageId,
+      subscription: wire,
+      ...(message.messageType === 'notification' ? { event: message.event } : {}),
+      dispatcher: this.#deps.dispatcher,
+      clock: this.#deps.clock,
+      signal: this.#deps.signal,
+    })
       .then(() => undefined, () => undefined)
       .finally(() => this.#inFlight.delete(task));
     this.#inFlight.add(task);
     return true;
   }
-}
-
-/** `deliverToConduit(subscription, event)` for the control API: see Conduits.deliver. */
-export function deliverToConduit(conduits: Conduits, subscription: StoredSubscription, event: Record<string, unknown>): string | undefined {
-  return conduits.deliver(subscription, event);
 }
 
 /** The channel an event belongs to: the condition's broadcaster (or user) id, else the event's. */
@@ -377,6 +440,11 @@ function resize(conduit: StoredConduit, count: number): void {
 
 function wireConduit(conduit: StoredConduit): { id: string; shard_count: number } {
   return { id: conduit.id, shard_count: conduit.shards.length };
+}
+
+/** A conduit for the control API: Twitch's fields, its client, and its shards as Get Conduit Shards shows them. */
+export function wireConduitWithShards(conduit: StoredConduit): { id: string; client_id: string; shard_count: number; shards: unknown[] } {
+  return { ...wireConduit(conduit), client_id: conduit.clientId, shards: conduit.shards.map(wireShard) };
 }
 
 /** A shard as Twitch shows it: the secret is never echoed. */

@@ -38,6 +38,11 @@ export class WebhookDeliveries {
     this.#deps = deps;
   }
 
+  /** Whether webhook messages can go anywhere: only with `deliverTo` (the public callbacks are never called). */
+  get canDeliver(): boolean {
+    return this.#deps.deliverTo !== undefined;
+  }
+
   /** Runs after the 202 of a create has been written. */
   onCreated(subscription: StoredSubscription): void {
     const { mode } = this.#deps;
@@ -49,7 +54,18 @@ export class WebhookDeliveries {
   /** Sends a notification with `event` to an enabled subscription (nothing without `deliverTo`). */
   notify(subscription: StoredSubscription, event: unknown): void {
     if (subscription.wire.status !== 'enabled') return;
-    this.#track(this.#send(subscription, 'notification', event));
+    this.#track(this.#send(subscription, 'notification', { event }));
+  }
+
+  /**
+   * Sends one message with the given id to a webhook subscription's callback, in the background (`drain()` waits
+   * for it): a notification with `event` (or the `events` of a batched type), or a revocation. False when it cannot
+   * go anywhere: no `deliverTo`, or not a webhook subscription. The subscription's status is not looked at.
+   */
+  send(subscription: StoredSubscription, message: { messageType: 'notification' | 'revocation'; messageId: string; event?: unknown; events?: readonly unknown[] }): boolean {
+    if (!this.#deps.deliverTo || subscription.wire.transport.method !== 'webhook') return false;
+    this.#track(this.#send(subscription, message.messageType, message));
+    return true;
   }
 
   /** Marks a subscription revoked with `status` and sends the revocation message. */
@@ -65,7 +81,11 @@ export class WebhookDeliveries {
   }
 
   /** One message to the subscription's callback, redirected to `deliverTo`; failures are only logged. */
-  async #send(subscription: StoredSubscription, messageType: 'notification' | 'revocation', event?: unknown): Promise<void> {
+  async #send(
+    subscription: StoredSubscription,
+    messageType: 'notification' | 'revocation',
+    content: { event?: unknown; events?: readonly unknown[]; messageId?: string } = {},
+  ): Promise<void> {
     const { deliverTo, clock, dispatcher, signal, logger } = this.#deps;
     // Conduit subscriptions are delivered by conduits.ts.
     if (!deliverTo || subscription.wire.transport.method !== 'webhook') return;
@@ -76,7 +96,7 @@ export class WebhookDeliveries {
         secret: subscription.secret,
         messageType,
         subscription: structuredClone(subscription.wire),
-        event,
+        ...content,
         dispatcher,
         clock,
         signal,

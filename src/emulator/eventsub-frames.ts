@@ -37,16 +37,16 @@ export interface EventSubEnvelope {
 }
 
 /**
- * One envelope with a fresh `message_id` and an RFC 3339 nanosecond `message_timestamp` taken from `nowMs`;
- * `subscription` (for notifications and revocations) adds `subscription_type` and `subscription_version`.
+ * One envelope with a fresh `message_id` (or `messageId`) and an RFC 3339 nanosecond `message_timestamp` taken
+ * from `nowMs`; `subscription` (for notifications and revocations) adds `subscription_type` and `subscription_version`.
  */
 export function eventSubEnvelope(
   messageType: EventSubMessageType,
   payload: object,
-  options: { nowMs: number; subscription?: { type: string; version: string } },
+  options: { nowMs: number; subscription?: { type: string; version: string }; messageId?: string },
 ): EventSubEnvelope {
   const metadata: EventSubEnvelope['metadata'] = {
-    message_id: randomId(),
+    message_id: options.messageId ?? randomId(),
     message_type: messageType,
     message_timestamp: rfc3339Nano(options.nowMs),
   };
@@ -62,13 +62,14 @@ export function notificationEnvelope(
   subscription: { type: string; version: string } & Record<string, unknown>,
   event: object,
   nowMs: number,
+  messageId?: string,
 ): EventSubEnvelope {
-  return eventSubEnvelope('notification', { subscription, event }, { nowMs, subscription });
+  return eventSubEnvelope('notification', { subscription, event }, { nowMs, subscription, ...(messageId === undefined ? {} : { messageId }) });
 }
 
 /** A `revocation` frame: `subscription.status` carries the reason. */
-export function revocationEnvelope(subscription: { type: string; version: string } & Record<string, unknown>, nowMs: number): EventSubEnvelope {
-  return eventSubEnvelope('revocation', { subscription }, { nowMs, subscription });
+export function revocationEnvelope(subscription: { type: string; version: string } & Record<string, unknown>, nowMs: number, messageId?: string): EventSubEnvelope {
+  return eventSubEnvelope('revocation', { subscription }, { nowMs, subscription, ...(messageId === undefined ? {} : { messageId }) });
 }
 
 /** A session id in the shape of Twitch's (`AQoQILE98gtqShGmLD7AM6yJThAB`: 28 URL-safe characters). */

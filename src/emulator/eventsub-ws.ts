@@ -33,6 +33,13 @@ export interface EventSubWsOptions {
   unusedCloseMs?: number;
   /** After `session_reconnect`, the old socket is closed with 4004 this much later. Default 30 000 ms. */
   reconnectGraceMs?: number;
+  /**
+   * Whether the welcome on a reconnect URL carries a new session id. Twitch's docs leave it open
+   * (twitch-contract 8.4, UNCONFIRMED); twitch-cli's mock issues a new one, and so does this server by default.
+   * With a new id, a shard assigned to the old id keeps receiving its events on the new socket until the client
+   * assigns the shard to the new id (contract 8.4: "if the ID differs, PATCH the shard").
+   */
+  reconnectNewSessionId?: boolean;
   /** When set, a ping every this many ms; no pong before the next ping closes with 4002. Default: no pings. */
   pingIntervalMs?: number;
   /** The largest client frame read; a bigger one is refused by `ws` (close 1009). Default 64 KiB. */
@@ -53,14 +60,29 @@ export interface EventSubWsServer {
    * true otherwise, the request accepted or refused (400 for a `keepalive_timeout_seconds` that is not an integer).
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
-  /** Sends `session_reconnect` to one session (or to every connected one); returns the ids it was sent to. */
-  reconnect(sessionId?: string): string[];
+  /**
+   * Sends `session_reconnect` to one session (or to every connected one); returns the ids it was sent to, each
+   * with its reconnect URL. `graceMs` and `newSessionId` override the server's options for these reconnects.
+   */
+  reconnect(sessionId?: string, options?: ReconnectOptions): ReconnectSent[];
   /** Closes a session with one of Twitch's close codes (4000-4007); false when it is not connected. */
   closeSession(sessionId: string, code: EventSubCloseCode): boolean;
   /** Drops a session's TCP connection without a close frame (a network failure); false when not connected. */
   terminateSession(sessionId: string): boolean;
   /** Closes every socket with 1001, refuses later upgrades with 503. Idempotent. */
   close(): Promise<void>;
+}
+
+export interface ReconnectOptions {
+  /** The old socket is closed with 4004 this long after `session_reconnect` (default: the server's `reconnectGraceMs`). */
+  graceMs?: number;
+  /** The welcome on the reconnect URL carries a new session id (default: the server's `reconnectNewSessionId`). */
+  newSessionId?: boolean;
+}
+
+export interface ReconnectSent {
+  sessionId: string;
+  reconnectUrl: string;
 }
 
 interface Conn {
@@ -84,6 +106,10 @@ interface Session {
   old?: Conn;
   reconnectToken?: string;
   grace?: AbortController;
+  /** Whether the pending reconnect gives the session a new id. */
+  moveToNewId?: boolean;
+  /** Ids the session had before, with the times they were welcomed and left (see WsSessionView.formerIds). */
+  former: { id: string; connectedAt: string; movedAt: string }[];
 }
 
 const CLOSE_GOING_AWAY = 1001;
@@ -123,7 +149,10 @@ class EventSubWs {
 
   api(): EventSubWsServer {
     const sessions: WsSessions = {
-      get: (id) => this.#view(this.#sessions.get(id)),
+      get: (id) => {
+        const session = this.#sessions.get(id);
+        return session && this.#viewAs(id, session);
+      },
       assign: (id) => this.#assign(id),
       send: (id, frame) => this.#send(id, frame),
       onDisconnect: (listener) => {
@@ -133,9 +162,9 @@ class EventSubWs {
     };
     return {
       sessions,
-      list: () => [...this.#sessions.values()].map((s) => this.#view(s)!),
+      list: () => [...this.#sessions].map(([id, s]) => this.#viewAs(id, s)),
       handleUpgrade: (req, socket, head) => this.#handleUpgrade(req, socket, head),
-      reconnect: (id) => this.#reconnect(id),
+      reconnect: (id, options) => this.#reconnect(id, options ?? {}),
       closeSession: (id, code) => this.#closeSession(id, code),
       terminateSession: (id) => this.#terminate(id),
       close: () => this.#close(),
@@ -144,10 +173,29 @@ class EventSubWs {
 
   #view(s: Session | undefined): WsSessionView | undefined {
     if (!s) return undefined;
-    const view: WsSessionView = { id: s.id, status: s.status, connectedAt: s.connectedAt };
+    const view: WsSessionView = { id: s.id, status: s.status, connectedAt: s.connectedAt, keepaliveSeconds: s.keepaliveSeconds };
     if (s.disconnectedAt !== undefined) view.disconnectedAt = s.disconnectedAt;
     if (s.closeCode !== undefined) view.closeCode = s.closeCode;
+    if (s.former.length > 0) view.formerIds = s.former.map((f) => f.id);
     return view;
+  }
+
+  /** The view under `id`: the session itself, or, for one of its former ids, that id as `reconnected`. */
+  #viewAs(id: string, s: Session): WsSessionView {
+    const former = s.id === id ? undefined : s.former.find((f) => f.id === id);
+    if (!former) return this.#view(s)!;
+    return { id, status: 'reconnected', connectedAt: former.connectedAt, disconnectedAt: former.movedAt, keepaliveSeconds: s.keepaliveSeconds, movedTo: s.id };
+  }
+
+  /** The session whose id is `id` now (not a former id). */
+  #current(id: string): Session | undefined {
+    const session = this.#sessions.get(id);
+    return session?.id === id ? session : undefined;
+  }
+
+  /** Each session once, whatever its ids. */
+  #unique(): Session[] {
+    return [...new Set(this.#sessions.values())];
   }
 
   #accepted(ws: WebSocket): void {
@@ -199,6 +247,7 @@ class EventSubWs {
       assigned: false,
       host,
       conn,
+      former: [],
     };
     this.#sessions.set(session.id, session);
     this.#prune();
@@ -222,7 +271,14 @@ class EventSubWs {
     session.old = session.conn;
     session.conn = conn;
     session.status = 'connected';
-    session.connectedAt = rfc3339Nano(this.#clock.now());
+    const now = rfc3339Nano(this.#clock.now());
+    if (session.moveToNewId) {
+      // The old id stays in the map, pointing at the session, so that frames for a shard still assigned to it arrive.
+      session.former.push({ id: session.id, connectedAt: session.connectedAt, movedAt: now });
+      session.id = randomSessionId();
+      this.#sessions.set(session.id, session);
+    }
+    session.connectedAt = now;
     // From the new welcome on, every send goes to the new socket: one socket per message, none lost, none twice.
     this.#watch(session, conn);
     this.#welcome(session, conn);
@@ -315,7 +371,7 @@ class EventSubWs {
   }
 
   #assign(id: string): boolean {
-    const session = this.#sessions.get(id);
+    const session = this.#current(id);
     if (!session || session.status === 'disconnected') return false;
     session.assigned = true;
     return true;
@@ -327,37 +383,39 @@ class EventSubWs {
     return this.#write(session.conn, frame);
   }
 
-  #reconnect(id: string | undefined): string[] {
-    const targets = id === undefined ? [...this.#sessions.values()] : [this.#sessions.get(id)].filter((s) => s !== undefined);
-    const sent: string[] = [];
+  #reconnect(id: string | undefined, options: ReconnectOptions): ReconnectSent[] {
+    const targets = id === undefined ? this.#unique() : [this.#current(id)].filter((s) => s !== undefined);
+    const sent: ReconnectSent[] = [];
     for (const session of targets) {
       // One move at a time: a session still moving (or not yet rid of its old socket) is left alone.
       if (session.status !== 'connected' || session.old) continue;
       const token = randomReconnectToken();
+      const reconnectUrl = `ws://${session.host}${this.#path}?reconnect=${token}`;
       const payload = {
         session: {
           id: session.id,
           status: 'reconnecting',
           keepalive_timeout_seconds: null,
-          reconnect_url: `ws://${session.host}${this.#path}?reconnect=${token}`,
+          reconnect_url: reconnectUrl,
           connected_at: session.connectedAt,
         },
       };
       if (!this.#write(session.conn, eventSubEnvelope('session_reconnect', payload, { nowMs: this.#clock.now() }))) continue;
       session.status = 'reconnecting';
       session.reconnectToken = token;
+      session.moveToNewId = options.newSessionId ?? this.#o.reconnectNewSessionId ?? true;
       this.#byToken.set(token, session);
       session.grace = new AbortController();
-      void this.#graceExpiry(session, session.grace.signal);
-      sent.push(session.id);
+      void this.#graceExpiry(session, session.grace.signal, options.graceMs ?? this.#o.reconnectGraceMs ?? 30_000);
+      sent.push({ sessionId: session.id, reconnectUrl });
     }
     return sent;
   }
 
   /** https://dev.twitch.tv/docs/eventsub/handling-websocket-events/#reconnect-message: 4004 on whatever socket the client did not leave in time. */
-  async #graceExpiry(session: Session, signal: AbortSignal): Promise<void> {
+  async #graceExpiry(session: Session, signal: AbortSignal, graceMs: number): Promise<void> {
     try {
-      await this.#clock.sleep(this.#o.reconnectGraceMs ?? 30_000, signal);
+      await this.#clock.sleep(graceMs, signal);
     } catch {
       return;
     }
@@ -366,14 +424,14 @@ class EventSubWs {
   }
 
   #closeSession(id: string, code: EventSubCloseCode): boolean {
-    const session = this.#sessions.get(id);
+    const session = this.#current(id);
     if (!session || session.status === 'disconnected') return false;
     this.#closeConn(session, session.conn, code);
     return true;
   }
 
   #terminate(id: string): boolean {
-    const session = this.#sessions.get(id);
+    const session = this.#current(id);
     if (!session || session.status === 'disconnected') return false;
     session.old?.ws.terminate();
     session.conn.ws.terminate();
@@ -413,13 +471,16 @@ class EventSubWs {
 
   #prune(): void {
     const max = this.#o.maxClosedSessions ?? 1000;
-    const closed = [...this.#sessions.values()].filter((s) => s.status === 'disconnected');
-    for (const s of closed.slice(0, Math.max(0, closed.length - max))) this.#sessions.delete(s.id);
+    const closed = this.#unique().filter((s) => s.status === 'disconnected');
+    for (const s of closed.slice(0, Math.max(0, closed.length - max))) {
+      this.#sessions.delete(s.id);
+      for (const f of s.former) this.#sessions.delete(f.id);
+    }
   }
 
   #close(): Promise<void> {
     this.#closing ??= (async () => {
-      for (const session of this.#sessions.values()) {
+      for (const session of this.#unique()) {
         if (session.status !== 'disconnected') this.#closeConn(session, session.conn, CLOSE_GOING_AWAY);
       }
       const sockets = [...this.#sockets];

@@ -67,3 +67,18 @@ export function authorization(req: Req): { scheme: string; token: string } | und
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/**
+ * A refusal by the Emulator API (the object or the control routes), with the HTTP status the control API answers
+ * it with: 404 for an unknown id, 409 for a state that does not allow it. A plain Error, like the emulator's other
+ * refusals: it is a test tool, and its errors never reach the daemon's error codes.
+ */
+export class EmulatorRequestError extends Error {
+  readonly status: number;
+
+  constructor(status: 404 | 409, message: string) {
+    super(message);
+    this.name = 'EmulatorRequestError';
+    this.status = status;
+  }
+}

@@ -11,6 +11,9 @@ export { deliverWebhook, DELIVERY_TIMEOUT_MS } from './deliver.js';
 export type { DeliverOptions, DeliverResult, WebhookMessageType } from './deliver.js';
 export { catalogueEntries, lookupType } from '../twitch/catalogue.js';
 export type { CatalogueEntry } from '../twitch/catalogue.js';
+export type { SentMessage } from './conduits.js';
+export type { SendEventsOptions } from './send-events.js';
+export type { WsReconnectInfo, WsSessionInfo } from './ws-control.js';
 export type {
   Emulator,
   EmulatorClient,

@@ -22,6 +22,7 @@ export interface ResolvedOptions {
   dispatcher: Dispatcher | undefined;
   stateFile: string | undefined;
   wsSessions: WsSessions | undefined;
+  reconnectNewSessionId: boolean;
   logger: Logger;
 }
 
@@ -57,6 +58,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     dispatcher: options.dispatcher,
     stateFile: options.stateFile,
     wsSessions: options.wsSessions,
+    reconnectNewSessionId: options.reconnectNewSessionId ?? true,
     logger: options.logger ?? silentLogger,
   };
 }

@@ -2,8 +2,8 @@
  * The emulator's node:http server: reads each request, applies a queued fault, routes it, writes (or drops)
  * the reply and records it. Nothing a client sends can crash it: bad input is a 4xx, a bug a 500.
  */
-import { Conduits } from './conduits.js';
-import { createEventSubWsServer } from './eventsub-ws.js';
+import { Conduits, wireConduitWithShards } from './conduits.js';
+import { createEventSubWsServer, type ReconnectOptions } from './eventsub-ws.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/logger.js';
@@ -21,6 +21,8 @@ import { emptyStats, recordRequest, resetStats } from './stats.js';
 import type { Emulator, EmulatorOptions, Fault, RequestRecord } from './types.js';
 import { WebhookDeliveries } from './deliveries.js';
 import { readStateFile, restoreState, StateFileWriter } from './state-file.js';
+import { EventSender, type SendEventsOptions } from './send-events.js';
+import { WsControl } from './ws-control.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -67,8 +69,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const verifier = new WebhookDeliveries({ ...o, mode: o.verification, state, stats, signal: closing.signal });
   const events = { state, deliveries: verifier };
   // EventSub WebSocket sessions on /ws of this server, the conduits' websocket shards (unless a test supplies its own).
-  const eventsubWs = createEventSubWsServer({ clock: o.clock, logger: o.logger });
+  const eventsubWs = createEventSubWsServer({ clock: o.clock, logger: o.logger, reconnectNewSessionId: o.reconnectNewSessionId });
   const conduits = new Conduits({ ...o, wsSessions: o.wsSessions ?? eventsubWs.sessions, state, stats, signal: closing.signal });
+  const sender = new EventSender({ state, conduits, deliveries: verifier, clock: o.clock, logger: o.logger, signal: closing.signal });
+  const wsControl = new WsControl(eventsubWs, conduits);
   const oauth: OAuthDeps = {
     state,
     stats,
@@ -230,6 +234,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (found?.wire.transport.method !== 'conduit') throw new Error(`No conduit subscription ${id}`);
       return conduits.deliver(found, event);
     },
+    sendEvents: (id: string, options?: SendEventsOptions) => sender.send(id, options),
+    conduits: () => conduits.list().map(wireConduitWithShards),
+    wsSessions: () => wsControl.list(),
+    reconnectWs: (sessionId?: string, options?: ReconnectOptions) => wsControl.reconnect(sessionId, options),
+    closeWs: (sessionId: string, code: number) => wsControl.close(sessionId, code),
+    terminateWs: (sessionId: string) => wsControl.terminate(sessionId),
     stats,
     resetStats: () => resetStats(stats),
     close: () =>

@@ -10,6 +10,7 @@ export function emptyStats(): EmulatorStats {
     helix: { total: 0, byStatus: {}, byMethod: {}, rateLimited: 0 },
     verificationsSent: 0,
     conduitDropped: 0,
+    conduitSent: 0,
     requests: [],
   };
 }

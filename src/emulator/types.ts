@@ -5,6 +5,9 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
+import type { SentMessage } from './conduits.js';
+import type { SendEventsOptions } from './send-events.js';
+import type { WsReconnectInfo, WsSessionInfo } from './ws-control.js';
 import type { WsSessions } from './ws-sessions.js';
 
 /** A registered Twitch application. */
@@ -60,6 +63,11 @@ export interface EmulatorOptions {
    * session id is unknown: a websocket shard update answers "The websocket session is not connected".
    */
   wsSessions?: WsSessions;
+  /**
+   * Whether the welcome on a `session_reconnect`'s URL carries a new session id (default true, as twitch-cli's
+   * mock; Twitch's docs leave it open). A reconnect request can override it. See EventSubWsOptions.
+   */
+  reconnectNewSessionId?: boolean;
   /** Each request is logged at debug level (method, path without query, status, ms). */
   logger?: Logger;
 }
@@ -130,6 +138,8 @@ export interface EmulatorStats {
   verificationsSent: number;
   /** Events for conduit subscriptions dropped: their shard and the one retried were not enabled. */
   conduitDropped: number;
+  /** Messages for conduit subscriptions sent to a shard (a WebSocket frame queued, or a webhook shard's POST started). */
+  conduitSent: number;
   /** Every request, in order. */
   requests: RequestRecord[];
 }
@@ -199,6 +209,28 @@ export interface Emulator {
    * @throws Error when the id is unknown or not a conduit subscription.
    */
   deliverToConduit(subscriptionId: string, event: Record<string, unknown>): string | undefined;
+  /**
+   * Sends `count` notifications (default 1; the event default the catalogue's example with the condition filled
+   * in) or one revocation to an enabled subscription of either transport: a webhook gets the signed POST (needs
+   * `deliverTo`), a conduit subscription a frame on its shard. Returns one entry per message, in order: its
+   * `message_id`, and the `shard` it went to or `dropped: true` (conduit only).
+   * @throws EmulatorRequestError (`status` 404 unknown id, 409 not enabled or no deliverTo); RangeError for a bad count.
+   */
+  sendEvents(subscriptionId: string, options?: SendEventsOptions): SentMessage[];
+  /** Every conduit of every client, with its shards as Get Conduit Shards shows them. */
+  conduits(): Array<{ id: string; client_id: string; shard_count: number; shards: unknown[] }>;
+  /** Every EventSub WebSocket session on `/ws` the emulator remembers, with the shard assigned to each. */
+  wsSessions(): WsSessionInfo[];
+  /**
+   * `session_reconnect` to one session (or every connected one): the old socket is closed with 4004 `graceMs`
+   * later (default 30 000) if the client has not left it; `newSessionId` overrides `reconnectNewSessionId`.
+   * @throws EmulatorRequestError 404 unknown, 409 not connected (one session only).
+   */
+  reconnectWs(sessionId?: string, options?: { graceMs?: number; newSessionId?: boolean }): WsReconnectInfo[];
+  /** Closes a session with a close code 4000-4007. @throws EmulatorRequestError 404 / 409; RangeError for another code. */
+  closeWs(sessionId: string, code: number): void;
+  /** Drops a session's TCP connection without a close frame. @throws EmulatorRequestError 404 / 409. */
+  terminateWs(sessionId: string): void;
   /** Live counters (the same object keeps updating). */
   readonly stats: EmulatorStats;
   resetStats(): void;

@@ -22,6 +22,9 @@ export interface JournalEntry {
   message_type: 'notification' | 'revocation';
   /** ISO 8601 time the receiver accepted the message. */
   received_at: string;
+  /** `webhook`, or `conduit` with the `shard` id it came on; absent in records written before conduits existed. */
+  transport?: 'webhook' | 'conduit';
+  shard?: string;
   subscription: { id: string; type: string; version: string; condition: Record<string, unknown>; status?: string };
   /** The event of a notification. */
   event?: unknown;

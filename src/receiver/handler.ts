@@ -8,6 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { verifySignature } from '../twitch/signature.js';
 import type { Dedup } from './dedup.js';
+import { Intake } from './intake.js';
 import {
   parseBody,
   parseRfc3339,
@@ -52,6 +53,8 @@ export interface WebhookHandlerDeps {
   dedup: Dedup;
   /** Default DEFAULT_REPLAY_WINDOW_MS. */
   replayWindowMs?: number;
+  /** Where messages are de-duplicated and journaled; built from `journal`, `dedup` and the callbacks when absent. */
+  intake?: Intake;
   /** Called after a new revocation was journaled. Errors it throws are logged, never answered. */
   onRevocation?: (subscription: ReceivedSubscription) => void;
   /** Called after a new notification was journaled (the daemon watches `user.authorization.*`). Errors are logged. */
@@ -101,8 +104,16 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       `Dedup retention must be at least ${minDedupRetentionMs(windowMs)} ms for a ${windowMs} ms replay window: current value is ${deps.dedup.retentionMs}`,
     );
   }
-  /** message id → the append in flight for it: concurrent redeliveries share one append (true = stored). */
-  const inFlight = new Map<string, Promise<boolean>>();
+  const intake =
+    deps.intake ??
+    new Intake({
+      journal: deps.journal,
+      dedup: deps.dedup,
+      clock: deps.clock,
+      onRevocation: deps.onRevocation,
+      onNotification: deps.onNotification,
+      logger,
+    });
 
   async function handle(req: ReceiverRequest): Promise<Result> {
     if (req.path !== deps.webhookPath) return routeRequest(req);
@@ -158,49 +169,18 @@ export function createWebhookHandler(deps: WebhookHandlerDeps): WebhookHandler {
       message_id: messageId,
       message_type: body.type,
       received_at: new Date(deps.clock.now()).toISOString(),
+      transport: 'webhook',
       subscription: body.subscription,
     };
     if (body.type === 'notification') {
       if (body.event !== undefined) entry.event = body.event;
       if (body.events !== undefined) entry.events = body.events;
     }
-    const stored = await storeOnce(entry);
+    const stored = await intake.store(entry);
+    // Answered 503 so that Twitch retries: the message is not lost, only late.
     if (stored === 'failed') return reject('journal_failed', 503, 'journal unavailable');
     if (stored === 'duplicate') return accepted('duplicate');
-    if (body.type === 'revocation') {
-      notify(() => deps.onRevocation?.(body.subscription), 'onRevocation');
-      return accepted('revocation');
-    }
-    notify(() => deps.onNotification?.(body.subscription, body.event), 'onNotification');
-    return accepted('notification');
-  }
-
-  /**
-   * Appends unless the message id was seen or is being appended; marks it seen only once the append resolved.
-   * The message id is the only key (https://dev.twitch.tv/docs/eventsub/#handling-duplicate-events): a new id
-   * is a new message, even when its event repeats an earlier one's `id` (a poll's progress, a reward update).
-   */
-  async function storeOnce(entry: JournalEntry): Promise<'stored' | 'duplicate' | 'failed'> {
-    const id = entry.message_id;
-    if (deps.dedup.has(id)) return 'duplicate';
-    const pending = inFlight.get(id);
-    if (pending) return (await pending) ? 'duplicate' : 'failed';
-    const append = appendEntry(entry);
-    inFlight.set(id, append);
-    const ok = await append;
-    inFlight.delete(id);
-    return ok ? 'stored' : 'failed';
-  }
-
-  async function appendEntry(entry: JournalEntry): Promise<boolean> {
-    try {
-      await deps.journal.append(entry);
-    } catch (err) {
-      logger.error('Journal append failed; answering 503 so Twitch retries', { message_id: entry.message_id, err });
-      return false;
-    }
-    deps.dedup.add(entry.message_id, deps.clock.now());
-    return true;
+    return accepted(body.type === 'revocation' ? 'revocation' : 'notification');
   }
 
   function notify(call: () => unknown, name: string): void {

@@ -36,6 +36,9 @@ export interface JournalEntry {
   message_type: 'notification' | 'revocation';
   /** ISO 8601 (ms), the receiver's clock when the request was handled. */
   received_at: string;
+  /** What brought it: a webhook request, or a conduit's WebSocket shard (then `shard` is the shard id). */
+  transport?: 'webhook' | 'conduit';
+  shard?: string;
   subscription: ReceivedSubscription;
   event?: unknown;
   /** Batched deliveries (`drop.entitlement.grant`), journaled as sent. */

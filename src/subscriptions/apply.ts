@@ -2,15 +2,17 @@
  * Carries out a SyncPlan against Helix: every delete first (duplicates, pruned, and the delete half of
  * each recreate: that frees cost and the 3-per-type-and-condition slots,
  * https://dev.twitch.tv/docs/eventsub/manage-subscriptions/#subscription-limits), then every
- * create. A small worker pool bounds concurrency; pacing by `Ratelimit-*` is the client's job.
- * Per-item failures are collected; a token or abort failure stops everything at once and is rethrown.
+ * create, then the migrations' deletes: an old subscription (other transport, replaced conduit) is deleted
+ * only once its twin on the current target exists, so that a failed create keeps the old one delivering (SPEC
+ * "Conduit transport": no gap). A small worker pool bounds concurrency; pacing by `Ratelimit-*` is the
+ * client's job. Per-item failures are collected; a token or abort failure stops everything at once and is rethrown.
  */
 import { setMaxListeners } from 'node:events';
 import { AbortedError, toAppError, type AppError, type ErrorCode } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { EventSubApi } from '../twitch/types.js';
 import type { CreateSubscriptionBody, Subscription } from '../twitch/wire.js';
-import { describeSubscription, type DesiredSubscription } from '../twitch/subscription.js';
+import { describeSubscription, describeTarget, type DesiredSubscription } from '../twitch/subscription.js';
 import type { SyncPlan } from './plan.js';
 
 /** Errors after which no other request can succeed: stop at once and rethrow. */
@@ -34,8 +36,11 @@ export interface ApplyOptions {
   logger?: Logger | undefined;
 }
 
+/** What a step of the plan does, for people: a migration is the delete of the old twin. */
+export type StepAction = 'create' | 'delete' | 'recreate' | 'migrate';
+
 export interface ApplyFailure {
-  action: 'create' | 'delete' | 'recreate';
+  action: StepAction;
   /** `stream.online v1 broadcaster_user_id=12345`: the subscription, without its transport. */
   key: string;
   /** The subscription id, for deletes and recreates. */
@@ -53,14 +58,16 @@ export interface ApplyResult {
   recreated: number;
   /** Deletes of `plan.delete` done (a 404 counts: the subscription is gone either way). */
   deleted: number;
+  /** Migrations done: old subscriptions deleted after their twin was there (a 404 counts). */
+  migrated: number;
   failed: ApplyFailure[];
-  /** Every subscription gone after the apply (deleted, or deleted to be recreated). */
+  /** Every subscription gone after the apply (deleted, migrated, or deleted to be recreated). */
   removed: Subscription[];
   /** Every subscription Twitch answered a create with (created, adopted, recreated). */
   added: Subscription[];
 }
 
-/** Steps done (succeeded or failed) and planned, by kind; a recreate counts once in each. */
+/** Steps done (succeeded, failed or skipped) and planned, by kind; a recreate counts once in each, a migration as a delete. */
 export interface ApplyProgress {
   deleted: number;
   deletes: number;
@@ -70,7 +77,7 @@ export interface ApplyProgress {
 
 /** A step of the plan that was not carried out (or whose request was cut in flight). */
 export interface UnappliedStep {
-  action: 'create' | 'delete' | 'recreate';
+  action: StepAction;
   /** `stream.online v1 broadcaster_user_id=12345`. */
   key: string;
   /** The subscription id, for deletes and recreates. */
@@ -95,7 +102,8 @@ export class ApplyInterruptedError extends AbortedError {
 
 type Step =
   | { kind: 'delete'; existing: Subscription; forRecreate: boolean }
-  | { kind: 'create'; desired: DesiredSubscription; recreateOf?: Subscription };
+  | { kind: 'create'; desired: DesiredSubscription; recreateOf?: Subscription }
+  | { kind: 'migrate'; existing: Subscription; desired: DesiredSubscription };
 
 /**
  * Applies `plan` through `api`.
@@ -107,16 +115,16 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
   if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
   const logger = options.logger ?? silentLogger;
   const concurrency = Math.max(1, Math.floor(options.concurrency ?? DEFAULT_APPLY_CONCURRENCY) || 1);
-  const result: ApplyResult = { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] };
+  const result = emptyResult();
   const progress: ApplyProgress = {
     deleted: 0,
-    deletes: plan.delete.length + plan.recreate.length,
+    deletes: plan.delete.length + plan.recreate.length + plan.migrate.length,
     created: 0,
     creates: plan.create.length + plan.recreate.length,
   };
   const total = progress.deletes + progress.creates;
   const tick = (kind: Step['kind']): void => {
-    if (kind === 'delete') progress.deleted += 1;
+    if (kind !== 'create') progress.deleted += 1;
     else progress.created += 1;
     options.onProgress?.(progress.deleted + progress.created, total, { ...progress });
   };
@@ -134,7 +142,15 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
     if (failed.fatal) throw failed.fatal;
     if (outer?.aborted) throw new AbortedError({ cause: outer.reason });
   };
-  const ctx: RunContext = { api, logger, result, signal: controller.signal, tick, deletedForRecreate: new Set() };
+  const ctx: RunContext = {
+    api,
+    logger,
+    result,
+    signal: controller.signal,
+    tick,
+    deletedForRecreate: new Set(),
+    alive: new Set(plan.keep.map((k) => k.desired)),
+  };
   /** Steps not yet finished: what an interruption reports as remaining. */
   const left = new Set<Step>();
   const run = async (step: Step): Promise<void> => {
@@ -156,11 +172,14 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
     ...plan.recreate.map((r): Step => ({ kind: 'create', desired: r.desired, recreateOf: r.existing })),
     ...plan.create.map((d): Step => ({ kind: 'create', desired: d })),
   ];
-  for (const step of [...deletes, ...creates]) left.add(step);
+  const migrations = plan.migrate.map((m): Step => ({ kind: 'migrate', existing: m.existing, desired: m.desired }));
+  for (const step of [...deletes, ...creates, ...migrations]) left.add(step);
   try {
     await runPool(deletes, concurrency, run, () => controller.signal.aborted);
     stopIfFailed();
     await runPool(creates, concurrency, run, () => controller.signal.aborted);
+    stopIfFailed();
+    await runPool(migrations, concurrency, run, () => controller.signal.aborted);
     stopIfFailed();
     return result;
   } catch (err) {
@@ -172,16 +191,23 @@ export async function applyPlan(plan: SyncPlan, api: EventSubApi, options: Apply
   }
 }
 
+/** An ApplyResult with nothing done: what an empty plan applies to. */
+export function emptyResult(): ApplyResult {
+  return { created: [], adopted: [], recreated: 0, deleted: 0, migrated: 0, failed: [], removed: [], added: [] };
+}
+
 /** The steps in `left` as a person reads them: one entry per subscription (both halves of a recreate are one). */
 function unapplied(left: ReadonlySet<Step>): UnappliedStep[] {
   const out = new Map<string, UnappliedStep>();
   for (const step of left) {
     const entry: UnappliedStep =
-      step.kind === 'delete'
-        ? { action: step.forRecreate ? 'recreate' : 'delete', key: describeSubscription(step.existing), id: step.existing.id }
-        : step.recreateOf
-          ? { action: 'recreate', key: describeSubscription(step.desired), id: step.recreateOf.id }
-          : { action: 'create', key: describeSubscription(step.desired) };
+      step.kind === 'migrate'
+        ? { action: 'migrate', key: describeSubscription(step.existing), id: step.existing.id }
+        : step.kind === 'delete'
+          ? { action: step.forRecreate ? 'recreate' : 'delete', key: describeSubscription(step.existing), id: step.existing.id }
+          : step.recreateOf
+            ? { action: 'recreate', key: describeSubscription(step.desired), id: step.recreateOf.id }
+            : { action: 'create', key: describeSubscription(step.desired) };
     out.set(`${entry.action} ${entry.key} ${entry.id ?? ''}`, entry);
   }
   return [...out.values()];
@@ -195,30 +221,51 @@ interface RunContext {
   tick: (kind: Step['kind']) => void;
   /** The recreate targets whose delete half succeeded (their create half may run). */
   deletedForRecreate: Set<Subscription>;
+  /** Desired entries that exist on their target: kept by the plan, or created, adopted or recreated here. */
+  alive: Set<DesiredSubscription>;
 }
 
 /** Runs one step; records a non-fatal failure in `result.failed`, rethrows a fatal one. */
 async function runStep(step: Step, ctx: RunContext): Promise<void> {
-  if (step.kind === 'delete') await runDelete(step.existing, step.forRecreate, ctx);
+  if (step.kind === 'delete') await runDelete(step.existing, step.forRecreate ? 'recreate' : 'delete', ctx);
+  else if (step.kind === 'migrate') await runMigrate(step.existing, step.desired, ctx);
   else await runCreate(step.desired, step.recreateOf, ctx);
 }
 
-async function runDelete(existing: Subscription, isRecreate: boolean, ctx: RunContext): Promise<void> {
+/** The old twin goes only if the new one is there: a failed (or blocked) create leaves it delivering. */
+async function runMigrate(existing: Subscription, desired: DesiredSubscription, ctx: RunContext): Promise<void> {
+  if (!ctx.alive.has(desired)) {
+    ctx.logger.info('Kept a subscription on its old transport: its twin on the current one does not exist', {
+      subscription: describeSubscription(existing),
+      id: existing.id,
+      from: describeTarget(existing),
+      to: describeTarget(desired),
+    });
+    ctx.tick('migrate');
+    return;
+  }
+  await runDelete(existing, 'migrate', ctx);
+}
+
+async function runDelete(existing: Subscription, action: 'delete' | 'recreate' | 'migrate', ctx: RunContext): Promise<void> {
+  const isRecreate = action === 'recreate';
   const key = describeSubscription(existing);
   try {
     await ctx.api.delete(existing.id, { signal: ctx.signal });
-    ctx.logger.info('Deleted subscription', { subscription: key, id: existing.id, status: existing.status });
+    const msg = action === 'migrate' ? 'Deleted subscription migrated to its twin' : 'Deleted subscription';
+    ctx.logger.info(msg, { subscription: key, id: existing.id, status: existing.status, ...(action === 'migrate' ? { from: describeTarget(existing) } : {}) });
   } catch (err) {
     const error = toAppError(err);
     if (error.code !== 'SUBSCRIPTION_NOT_FOUND') {
       if (FATAL_APPLY_CODES.has(error.code)) throw error;
-      record(ctx, { action: isRecreate ? 'recreate' : 'delete', key, id: existing.id }, error);
+      record(ctx, { action, key, id: existing.id }, error);
       ctx.tick('delete');
       return;
     }
     ctx.logger.info('Subscription to delete was already gone', { subscription: key, id: existing.id });
   }
   if (isRecreate) ctx.deletedForRecreate.add(existing);
+  else if (action === 'migrate') ctx.result.migrated += 1;
   else ctx.result.deleted += 1;
   ctx.result.removed.push(existing);
   ctx.tick('delete');
@@ -236,12 +283,7 @@ async function runCreate(
     ctx.tick('create');
     return;
   }
-  const body: CreateSubscriptionBody = {
-    type: desired.type,
-    version: desired.version,
-    condition: { ...desired.condition },
-    transport: { method: 'webhook', callback: desired.transport.callback, secret: desired.transport.secret },
-  };
+  const body = createBody(desired);
   try {
     const created = await ctx.api.create(body, { signal: ctx.signal });
     const sub = created.subscription;
@@ -249,6 +291,7 @@ async function runCreate(
     else if (!recreateOf) ctx.result.created.push(sub);
     if (recreateOf) ctx.result.recreated += 1;
     ctx.result.added.push(sub);
+    ctx.alive.add(desired);
     const verb = created.adopted ? 'Adopted existing' : recreateOf ? 'Recreated' : 'Created';
     const msg = `${verb} subscription`;
     ctx.logger.info(msg, { subscription: key, id: sub.id, status: sub.status });
@@ -258,6 +301,17 @@ async function runCreate(
     record(ctx, recreateOf ? { action, key, id: recreateOf.id } : { action, key }, error);
   }
   ctx.tick('create');
+}
+
+/** The Create Subscription body for `desired`, on its target (https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription). */
+export function createBody(desired: DesiredSubscription): CreateSubscriptionBody {
+  const t = desired.transport;
+  return {
+    type: desired.type,
+    version: desired.version,
+    condition: { ...desired.condition },
+    transport: t.method === 'webhook' ? { method: 'webhook', callback: t.callback, secret: t.secret } : { method: 'conduit', conduit_id: t.conduit_id },
+  };
 }
 
 function record(ctx: RunContext, what: Omit<ApplyFailure, 'code' | 'message'>, error: AppError): void {

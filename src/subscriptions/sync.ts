@@ -13,8 +13,8 @@ import { silentLogger, type Logger } from '../lib/logger.js';
 import { missingGrants } from '../twitch/scopes.js';
 import type { EventSubApi, UserAuthorizationApi } from '../twitch/types.js';
 import type { Subscription } from '../twitch/wire.js';
-import { applyPlan, type ApplyFailure, type ApplyOptions, type ApplyResult } from './apply.js';
-import { describeSubscription, subscriptionKey, type DesiredSubscription } from '../twitch/subscription.js';
+import { applyPlan, emptyResult, type ApplyFailure, type ApplyOptions, type ApplyResult } from './apply.js';
+import { describeSubscription, subscriptionKey, targetOf, type DesiredSubscription, type Ownership } from '../twitch/subscription.js';
 import { IMPLICIT_TYPES, anyNeedsAuthorization, pendingGrants, usersToCheck, type PendingGrant } from './authorization.js';
 import { planIsEmpty, planSummary, planSync, type SyncPlan } from './plan.js';
 
@@ -23,9 +23,15 @@ const AUTHORIZATION_REVOKED = 'authorization_revoked';
 
 export interface SyncOptions {
   api: EventSubApi;
+  /** The declared subscriptions, each with its delivery target (every one the same: the current transport). */
   desired: readonly DesiredSubscription[];
-  /** EVENTSUB_CALLBACK_URL: what this daemon owns. */
-  callbackUrl: string;
+  /**
+   * What this daemon owns (`ownershipOf` in config/subscriptions-file.ts): owned subscriptions on another target
+   * are migrated to the desired one, or pruned. The desired entries' own target is always owned.
+   */
+  ownership?: Ownership | undefined;
+  /** Shorthand for `ownership: { callbackUrl, conduitIds: [] }`: webhook mode with no conduit ever used. */
+  callbackUrl?: string | undefined;
   /** Delete owned subscriptions the file does not declare. */
   prune: boolean;
   /** Plan only: no create or delete is sent. */
@@ -100,7 +106,7 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
   const desired = withImplicit(options.desired, options.clientId);
   const listed = await options.api.list({}, { signal: options.signal });
   const plan = planSync(desired, listed.subscriptions, {
-    callbackUrl: options.callbackUrl,
+    ownership: options.ownership ?? { callbackUrl: options.callbackUrl, conduitIds: [] },
     prune: options.prune,
     totalCost: listed.totalCost,
     maxTotalCost: listed.maxTotalCost,
@@ -118,7 +124,7 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
 
   if (!planIsEmpty(plan)) options.onPlan?.(plan);
   const applied: ApplyResult = planIsEmpty(plan)
-    ? { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] }
+    ? emptyResult()
     : await applyPlan(plan, options.api, {
         signal: options.signal,
         concurrency: options.concurrency,
@@ -128,7 +134,7 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
   // A create refused for a missing grant waits for a user: reported as such, not as a failure.
   const byKey = new Map(desired.map((d) => [describeSubscription(d), d]));
   const refused = (f: ApplyFailure): DesiredSubscription | undefined =>
-    f.code === 'AUTHORIZATION_MISSING' && f.action !== 'delete' ? byKey.get(f.key) : undefined;
+    f.code === 'AUTHORIZATION_MISSING' && (f.action === 'create' || f.action === 'recreate') ? byKey.get(f.key) : undefined;
   for (const f of applied.failed) {
     const d = refused(f);
     if (d) waiting.push(d);
@@ -140,6 +146,7 @@ export async function syncSubscriptions(options: SyncOptions): Promise<SyncOutco
     adopted: result.adopted.length,
     recreated: result.recreated,
     deleted: result.deleted,
+    migrated: result.migrated,
     failed: result.failed.length,
     waiting_for_authorization: waiting.length,
   });
@@ -165,14 +172,15 @@ function logPlan(logger: Logger, plan: SyncPlan, dryRun: boolean, listPages: num
 /**
  * `desired` plus `user.authorization.grant` and `user.authorization.revoke` (v1, condition `client_id`) when a
  * declared type needs a user's grant (https://dev.twitch.tv/docs/eventsub/eventsub-subscription-types/#userauthorizationgrant):
- * so that a new grant is acted on at once and a disconnect is seen. A declared twin is not added twice.
+ * so that a new grant is acted on at once and a disconnect is seen. They go to the same target as the declared
+ * ones (a webhook, or the conduit). A declared twin is not added twice.
  */
 export function withImplicit(desired: readonly DesiredSubscription[], clientId: string | undefined): readonly DesiredSubscription[] {
   const first = desired[0];
   if (clientId === undefined || !first || !anyNeedsAuthorization(desired)) return desired;
-  const keys = new Set(desired.map((d) => subscriptionKey(d.type, d.version, d.condition, d.transport.callback)));
+  const keys = new Set(desired.map((d) => subscriptionKey(d.type, d.version, d.condition, targetOf(d))));
   const implicit = IMPLICIT_TYPES.map((type): DesiredSubscription => ({ type, version: '1', condition: { client_id: clientId }, transport: first.transport, implicit: true }))
-    .filter((d) => !keys.has(subscriptionKey(d.type, d.version, d.condition, d.transport.callback)));
+    .filter((d) => !keys.has(subscriptionKey(d.type, d.version, d.condition, targetOf(d))));
   return [...desired, ...implicit];
 }
 

@@ -1,8 +1,10 @@
 /**
- * Helix `/eventsub/subscriptions` with an app token (https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription
- * and its Get and Delete neighbours; https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits): paced by the
- * `Ratelimit-*` headers, one re-mint and one retry on 401, waits out an empty bucket, retries 5xx and
- * network failures with jittered backoff, and turns a 409 on create into adoption of the existing twin.
+ * Helix `/eventsub/subscriptions` and `/eventsub/conduits` with an app token
+ * (https://dev.twitch.tv/docs/api/reference/#create-eventsub-subscription and its Get and Delete neighbours,
+ * https://dev.twitch.tv/docs/api/reference/#get-conduits and the conduit calls after it;
+ * https://dev.twitch.tv/docs/api/guide/#twitch-rate-limits): paced by the `Ratelimit-*` headers, one re-mint and
+ * one retry on 401, waits out an empty bucket, retries 5xx and network failures with jittered backoff, and turns
+ * a 409 on create into adoption of the existing twin.
  */
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../lib/clock.js';
@@ -12,9 +14,34 @@ import { backoffDelay } from '../lib/retry.js';
 import { httpRequest, joinUrl, pathOf, twitchMessageOf, type HttpResult } from './http.js';
 import { RateLimitPacer } from './pacer.js';
 import type { AppToken } from './tokens.js';
-import type { CallOptions, CreateResult, EventSubApi, ListFilter, ListResult, TokenSource, UserAuthorizationApi } from './types.js';
+import type {
+  CallOptions,
+  ConduitApi,
+  CreateResult,
+  EventSubApi,
+  ListFilter,
+  ListResult,
+  ShardAssignment,
+  ShardUpdateResult,
+  TokenSource,
+  UserAuthorizationApi,
+} from './types.js';
 import type { z } from 'zod';
-import { CreateResponse, SubscriptionPage, UserAuthorizationPage, UserPage, type CreateSubscriptionBody, type HelixUser, type Subscription, type UserAuthorization } from './wire.js';
+import {
+  ConduitPage,
+  CreateResponse,
+  ShardPage,
+  ShardUpdateResponse,
+  SubscriptionPage,
+  UserAuthorizationPage,
+  UserPage,
+  type Conduit,
+  type CreateSubscriptionBody,
+  type HelixUser,
+  type Shard,
+  type Subscription,
+  type UserAuthorization,
+} from './wire.js';
 
 export interface HelixCallInfo {
   method: string;
@@ -45,14 +72,23 @@ export interface HelixEventSubClientOptions {
 }
 
 interface HelixRequest {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   query?: URLSearchParams;
-  body?: CreateSubscriptionBody;
+  /** Sent as JSON. */
+  body?: object;
   signal: AbortSignal | undefined;
 }
 
+/** A listing page: `data`, and `pagination.cursor` while there is more. */
+interface Paged {
+  data: unknown[];
+  pagination?: { cursor?: string | undefined } | undefined;
+}
+
 const SUBSCRIPTIONS = '/eventsub/subscriptions';
+const CONDUITS = '/eventsub/conduits';
+const SHARDS = '/eventsub/conduits/shards';
 const USER_AUTHORIZATIONS = '/authorization/users';
 const USERS = '/users';
 /** How many empty-bucket 429s one call waits out before giving up with TWITCH_RATE_LIMITED. */
@@ -60,8 +96,8 @@ const RATE_LIMIT_RETRIES = 5;
 const FILTER_KEYS = ['status', 'type', 'user_id', 'subscription_id'] as const;
 const ADOPTABLE_STATUSES = new Set(['enabled', 'webhook_callback_verification_pending']);
 
-/** `EventSubApi` (and Get User Authorization) over undici. Accepts only `AppToken`s (through `TokenSource`). */
-export class HelixEventSubClient implements EventSubApi, UserAuthorizationApi {
+/** `EventSubApi`, `ConduitApi` (and Get User Authorization) over undici. Accepts only `AppToken`s (through `TokenSource`). */
+export class HelixEventSubClient implements EventSubApi, ConduitApi, UserAuthorizationApi {
   /** Shared by every call of this client; exposed for metrics. */
   readonly pacer: RateLimitPacer;
   readonly #o: HelixEventSubClientOptions;
@@ -115,7 +151,7 @@ export class HelixEventSubClient implements EventSubApi, UserAuthorizationApi {
     const subscriptions: Subscription[] = [];
     let last: SubscriptionPage | undefined;
     let pages = 0;
-    for await (const page of this.#pages(filterQuery(filter), options.signal)) {
+    for await (const page of this.#pages({ path: SUBSCRIPTIONS, schema: SubscriptionPage, query: filterQuery(filter), signal: options.signal })) {
       subscriptions.push(...page.data);
       last = page;
       pages += 1;
@@ -123,21 +159,28 @@ export class HelixEventSubClient implements EventSubApi, UserAuthorizationApi {
     return { subscriptions, totalCost: last?.total_cost, maxTotalCost: last?.max_total_cost, pages };
   }
 
-  /** Yields each validated page of a filtered listing, following `pagination.cursor` with `after`. */
-  async *#pages(base: URLSearchParams, signal: AbortSignal | undefined): AsyncGenerator<SubscriptionPage> {
+  /**
+   * Yields each validated page of a listing of `path`, following `pagination.cursor` with `after`. A 404 is
+   * CONDUIT_NOT_FOUND when the listing is of `conduitId`'s shards.
+   */
+  async *#pages<P extends Paged>(listing: {
+    path: string;
+    schema: z.ZodType<P>;
+    query: URLSearchParams;
+    signal: AbortSignal | undefined;
+    conduitId?: string;
+  }): AsyncGenerator<P> {
+    const { path, schema, signal, conduitId } = listing;
     const seen = new Set<string>();
     for (let cursor: string | undefined; ; ) {
-      const query = new URLSearchParams(base);
+      const query = new URLSearchParams(listing.query);
       if (cursor !== undefined) query.set('after', cursor);
-      const req: HelixRequest = { method: 'GET', path: SUBSCRIPTIONS, query, signal };
-      const res = await this.#send(req);
-      if (res.status !== 200) throw httpError(this.#path(req), req, res, twitchMessageOf(res));
-      const parsed = SubscriptionPage.safeParse(res.body);
-      if (!parsed.success) throw badShape(this.#path(req), req, res);
-      yield parsed.data;
-      cursor = parsed.data.pagination?.cursor || undefined;
+      const req: HelixRequest = { method: 'GET', path, query, signal };
+      const page = this.#answer(req, await this.#send(req), { ok: [200], schema, conduitId });
+      yield page;
+      cursor = page.pagination?.cursor || undefined;
       // An empty page ends the listing even if it carries a cursor, so a confused server cannot loop us.
-      if (cursor === undefined || parsed.data.data.length === 0) return;
+      if (cursor === undefined || page.data.length === 0) return;
       if (seen.has(cursor)) throw new TwitchBadResponseError(`GET ${this.#path(req)} repeated a pagination cursor`);
       seen.add(cursor);
     }
@@ -189,10 +232,110 @@ export class HelixEventSubClient implements EventSubApi, UserAuthorizationApi {
     return out;
   }
 
+  /** Get Conduits: this client's conduits (one page: at most 5 exist). */
+  async listConduits(options: CallOptions = {}): Promise<Conduit[]> {
+    const req: HelixRequest = { method: 'GET', path: CONDUITS, signal: options.signal };
+    return this.#answer(req, await this.#send(req), { ok: [200], schema: ConduitPage }).data;
+  }
+
+  /**
+   * Create Conduits with `shardCount` shards (1 to 20 000).
+   * @throws AppError CONDUIT_LIMIT_REACHED on a 429 with points left (the client has its 5 conduits); TwitchHttpError
+   *   on 400 (bad shard count) and other statuses; TwitchBadResponseError when `data` holds no conduit.
+   */
+  async createConduit(shardCount: number, options: CallOptions = {}): Promise<Conduit> {
+    const req: HelixRequest = { method: 'POST', path: CONDUITS, body: { shard_count: shardCount }, signal: options.signal };
+    const res = await this.#send(req);
+    // `#send` waits out a 429 with an empty bucket; one that reaches here is the conduit limit (contract 6.1, 6.4).
+    if (res.status === 429) {
+      throw new AppError(
+        'CONDUIT_LIMIT_REACHED',
+        `Cannot create a conduit: Twitch allows 5 conduits per client ID and this one has them all (429 ${twitchMessageOf(res)}); ` +
+          'delete one you no longer use (DELETE /helix/eventsub/conduits?id=ID with the app token, or `twitch api delete eventsub/conduits -q id=ID`), ' +
+          'or set EVENTSUBD_CONDUIT_ID to one of them',
+      );
+    }
+    return this.#single(req, res);
+  }
+
+  /**
+   * Update Conduits: sets `shard_count` (lowering it disables the shards above the new count).
+   * @throws AppError CONDUIT_NOT_FOUND on 404; TwitchHttpError on 400 and other statuses.
+   */
+  async updateConduit(id: string, shardCount: number, options: CallOptions = {}): Promise<Conduit> {
+    const req: HelixRequest = { method: 'PATCH', path: CONDUITS, body: { id, shard_count: shardCount }, signal: options.signal };
+    return this.#single(req, await this.#send(req), id);
+  }
+
+  /**
+   * Delete Conduit. Twitch disables its subscriptions (revoked with `conduit_deleted`).
+   * @throws AppError CONDUIT_NOT_FOUND on 404; TwitchHttpError on other non-2xx statuses.
+   */
+  async deleteConduit(id: string, options: CallOptions = {}): Promise<void> {
+    const req: HelixRequest = { method: 'DELETE', path: CONDUITS, query: new URLSearchParams({ id }), signal: options.signal };
+    const res = await this.#send(req);
+    if (res.status >= 200 && res.status < 300) return;
+    throw this.#failure(req, res, id);
+  }
+
+  /**
+   * Get Conduit Shards, every page, optionally only those with `filter.status`.
+   * @throws AppError CONDUIT_NOT_FOUND on 404; TwitchHttpError / TwitchBadResponseError as `list`.
+   */
+  async listShards(conduitId: string, filter: { status?: string | undefined } = {}, options: CallOptions = {}): Promise<Shard[]> {
+    const query = new URLSearchParams({ conduit_id: conduitId });
+    if (filter.status !== undefined) query.set('status', filter.status);
+    const shards: Shard[] = [];
+    for await (const page of this.#pages({ path: SHARDS, schema: ShardPage, query, signal: options.signal, conduitId })) shards.push(...page.data);
+    return shards;
+  }
+
+  /**
+   * Update Conduit Shards (202): each shard to the WebSocket session given. A shard Twitch refuses (session not
+   * connected, id out of range...) is an entry of `errors`: the others are applied all the same (contract 6.2).
+   * @throws AppError CONDUIT_NOT_FOUND on 404; TwitchHttpError on 400 and other statuses.
+   */
+  async updateShards(conduitId: string, shards: readonly ShardAssignment[], options: CallOptions = {}): Promise<ShardUpdateResult> {
+    if (shards.length === 0) return { data: [], errors: [] };
+    const body = {
+      conduit_id: conduitId,
+      shards: shards.map((s) => ({ id: s.id, transport: { method: 'websocket', session_id: s.sessionId } })),
+    };
+    const req: HelixRequest = { method: 'PATCH', path: SHARDS, body, signal: options.signal };
+    return this.#answer(req, await this.#send(req), { ok: [202, 200], schema: ShardUpdateResponse, conduitId });
+  }
+
+  /** The one conduit a create or update answers with. */
+  #single(req: HelixRequest, res: HttpResult, conduitId?: string): Conduit {
+    const conduit = this.#answer(req, res, { ok: [200], schema: ConduitPage, conduitId }).data[0];
+    if (!conduit) throw badShape(this.#path(req), req, res);
+    return conduit;
+  }
+
+  /**
+   * The validated body of an answer whose status is one of `ok`.
+   * @throws TwitchBadResponseError for another shape; see `#failure` for another status.
+   */
+  #answer<T>(req: HelixRequest, res: HttpResult, expect: { ok: readonly number[]; schema: z.ZodType<T>; conduitId?: string | undefined }): T {
+    if (!expect.ok.includes(res.status)) throw this.#failure(req, res, expect.conduitId);
+    const parsed = expect.schema.safeParse(res.body);
+    if (!parsed.success) throw badShape(this.#path(req), req, res);
+    return parsed.data;
+  }
+
+  /** AppError CONDUIT_NOT_FOUND for a 404 about `conduitId` (missing, or another client's); else a TwitchHttpError. */
+  #failure(req: HelixRequest, res: HttpResult, conduitId: string | undefined): AppError {
+    const message = twitchMessageOf(res);
+    if (res.status === 404 && conduitId !== undefined) {
+      return new AppError('CONDUIT_NOT_FOUND', `Twitch knows no conduit ${conduitId} for this client ID (${req.method} ${this.#path(req)}: 404 ${message})`);
+    }
+    return httpError(this.#path(req), req, res, message);
+  }
+
   /** Finds the twin a 409 refers to. */
   async #adopt(body: CreateSubscriptionBody, message: string, signal: AbortSignal | undefined): Promise<CreateResult> {
     // Pages are read only until the twin shows up: a type with thousands of subscriptions costs less.
-    for await (const page of this.#pages(filterQuery({ type: body.type }), signal)) {
+    for await (const page of this.#pages({ path: SUBSCRIPTIONS, schema: SubscriptionPage, query: filterQuery({ type: body.type }), signal })) {
       const twin = page.data.find((s) => ADOPTABLE_STATUSES.has(s.status) && sameSubscription(s, body));
       if (!twin) continue;
       this.#o.logger?.info('Adopted an existing subscription after 409', { id: twin.id, type: twin.type, status: twin.status });

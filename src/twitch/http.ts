@@ -12,7 +12,7 @@ import { ErrorBody } from './wire.js';
 export type RawHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
 export interface HttpCall {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** Absolute URL, query included. Only its path ever reaches a message. */
   url: string;
   headers?: Record<string, string>;

@@ -3,7 +3,7 @@
  * asks for an `EventSubApi` and never constructs a client. Only the composition root builds concrete classes.
  */
 import type { AppToken } from './tokens.js';
-import type { CreateSubscriptionBody, Subscription, UserAuthorization, ValidateResponse } from './wire.js';
+import type { Conduit, CreateSubscriptionBody, Shard, ShardError, Subscription, UserAuthorization, ValidateResponse } from './wire.js';
 
 /** Where the Helix client gets its app token. Implemented by auth/TokenManager. */
 export interface TokenSource {
@@ -79,4 +79,35 @@ export interface EventSubApi {
   list(filter?: ListFilter, options?: CallOptions): Promise<ListResult>;
   /** Deletes by id. @throws AppError SUBSCRIPTION_NOT_FOUND on 404. */
   delete(id: string, options?: CallOptions): Promise<void>;
+}
+
+/** A WebSocket shard assignment: shard `id` ("0" … shard_count-1) to the session of a `session_welcome`. */
+export interface ShardAssignment {
+  id: string;
+  sessionId: string;
+}
+
+/** The 202 of Update Conduit Shards: the shards applied, and one entry per shard Twitch refused. */
+export interface ShardUpdateResult {
+  data: Shard[];
+  errors: ShardError[];
+}
+
+/**
+ * Helix `/eventsub/conduits` and `/eventsub/conduits/shards`, app token only (twitch-contract section 6,
+ * https://dev.twitch.tv/docs/api/reference/#get-conduits and its neighbours). A conduit that does not exist,
+ * or is another client's, is AppError CONDUIT_NOT_FOUND on every call that names one.
+ */
+export interface ConduitApi {
+  /** This client's conduits. */
+  listConduits(options?: CallOptions): Promise<Conduit[]>;
+  /** @throws AppError CONDUIT_LIMIT_REACHED when the client already has 5 conduits. */
+  createConduit(shardCount: number, options?: CallOptions): Promise<Conduit>;
+  /** Sets `shard_count`: lowering it disables the shards above the new count. */
+  updateConduit(id: string, shardCount: number, options?: CallOptions): Promise<Conduit>;
+  deleteConduit(id: string, options?: CallOptions): Promise<void>;
+  /** Every page of the conduit's shards, optionally only those with `status`. */
+  listShards(conduitId: string, filter?: { status?: string | undefined }, options?: CallOptions): Promise<Shard[]>;
+  /** Assigns WebSocket sessions to shards; a refused shard is in `errors`, not thrown. */
+  updateShards(conduitId: string, shards: readonly ShardAssignment[], options?: CallOptions): Promise<ShardUpdateResult>;
 }

@@ -208,3 +208,71 @@ function stringifyCondition(raw: Record<string, unknown>): Condition {
   }
   return out;
 }
+
+/**
+ * A conduit as Get/Create/Update Conduits answer it (https://dev.twitch.tv/docs/api/reference/#get-conduits).
+ */
+export const Conduit = z
+  .object({
+    id: z.string().min(1),
+    shard_count: z.number().int().nonnegative(),
+  })
+  .loose();
+export type Conduit = z.infer<typeof Conduit>;
+
+/** GET, POST and PATCH /eventsub/conduits 200: `data` holds the conduits (exactly one for POST and PATCH). */
+export const ConduitPage = z.object({ data: z.array(Conduit) }).loose();
+
+/**
+ * A shard's transport. Every field is optional: a shard never assigned has an empty transport, a webhook shard
+ * has `callback` (never the secret), a WebSocket shard `session_id`, `connected_at` and, once it dropped,
+ * `disconnected_at` (twitch-contract 6.2 and 6.3).
+ */
+export const ShardTransport = z
+  .object({
+    method: z.string().optional(),
+    callback: z.string().optional(),
+    session_id: z.string().optional(),
+    connected_at: z.string().optional(),
+    disconnected_at: z.string().optional(),
+  })
+  .loose();
+
+/** One shard (https://dev.twitch.tv/docs/api/reference/#get-conduit-shards); `status` is an open string (6.3). */
+export const Shard = z
+  .object({
+    id: z.string().min(1),
+    status: z.string(),
+    transport: ShardTransport.optional(),
+  })
+  .loose();
+export type Shard = z.infer<typeof Shard>;
+
+/** GET /eventsub/conduits/shards 200, one page. `pagination` is `{}` on the last page. */
+export const ShardPage = z
+  .object({
+    data: z.array(Shard),
+    pagination: z.object({ cursor: z.string().optional() }).loose().optional(),
+  })
+  .loose();
+
+/** A per-shard failure of Update Conduit Shards (contract 6.2): the other shards of the request were applied. */
+export const ShardError = z
+  .object({
+    id: z.string(),
+    message: z.string(),
+    code: z.string().default(''),
+  })
+  .loose();
+export type ShardError = z.infer<typeof ShardError>;
+
+/** PATCH /eventsub/conduits/shards 202 (https://dev.twitch.tv/docs/api/reference/#update-conduit-shards). */
+export const ShardUpdateResponse = z
+  .object({
+    data: z.array(Shard),
+    errors: z
+      .array(ShardError)
+      .nullish()
+      .transform((e) => e ?? []),
+  })
+  .loose();

@@ -131,6 +131,23 @@ test('loadConfig() enables forwarding and the stream, and requires a stream toke
   assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_STREAM_TOKEN: 'short' })).message, /at least 16 characters/);
 });
 
+test('loadConfig() reads conduit mode: transport, shards within 1-20000, a wss:// URL (ws:// only on loopback)', () => {
+  const d = loadConfig(BASE);
+  assert.equal(d.transport, 'webhook');
+  assert.deepEqual(d.conduit, { id: undefined, shards: 1, wsUrl: 'wss://eventsub.wss.twitch.tv/ws' });
+  const c = loadConfig({ ...BASE, EVENTSUBD_TRANSPORT: 'conduit', EVENTSUBD_CONDUIT_SHARDS: '4', EVENTSUBD_CONDUIT_ID: 'bfcfc993-26b1-b876-44d9-afe75a379dac', TWITCH_EVENTSUB_WS_URL: 'ws://127.0.0.1:9/ws' });
+  assert.equal(c.transport, 'conduit');
+  assert.deepEqual(c.conduit, { id: 'bfcfc993-26b1-b876-44d9-afe75a379dac', shards: 4, wsUrl: 'ws://127.0.0.1:9/ws' });
+  assert.equal(loadConfig({ ...BASE, EVENTSUBD_CONDUIT_SHARDS: '20000' }).conduit.shards, 20_000);
+  for (const bad of ['0', '20001', '-1', '1.5', 'four', '999999999']) {
+    assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_CONDUIT_SHARDS: bad })).message, /EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to 20000/);
+  }
+  assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_TRANSPORT: 'websocket' })).message, /EVENTSUBD_TRANSPORT must be webhook or conduit/);
+  assert.match(configError(() => loadConfig({ ...BASE, TWITCH_EVENTSUB_WS_URL: 'ws://eventsub.example.com/ws' })).message, /TWITCH_EVENTSUB_WS_URL must be wss:\/\//);
+  assert.match(configError(() => loadConfig({ ...BASE, TWITCH_EVENTSUB_WS_URL: 'https://eventsub.example.com/ws' })).message, /TWITCH_EVENTSUB_WS_URL must be a wss:\/\/ URL/);
+  assert.match(configError(() => loadConfig({ ...BASE, EVENTSUBD_CONDUIT_ID: 'not a conduit!' })).message, /EVENTSUBD_CONDUIT_ID must be a conduit id/);
+});
+
 test('parseListen() accepts host:port, [v6]:port and :port', () => {
   assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
   assert.deepEqual(parseListen('[::1]:8080'), { host: '::1', port: 8080 });

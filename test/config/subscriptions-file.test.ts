@@ -3,10 +3,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig, requireWebhook } from '../../src/config/settings.js';
 import {
+  deliveryTarget,
   loadSubscriptionsFile,
   MAX_SUBSCRIPTIONS_FILE_BYTES,
+  ownershipOf,
   parseSubscriptionsFile,
+  withTarget,
 } from '../../src/config/subscriptions-file.js';
 import { subscriptionKey } from '../../src/twitch/subscription.js';
 import { ConfigError } from '../../src/lib/errors.js';
@@ -146,12 +150,23 @@ describe('parseSubscriptionsFile()', () => {
     [
       'a websocket transport',
       entry(cond + '    transport: { method: websocket }\n'),
-      'subs.yaml:2: subscriptions[0].transport.method: websocket transport needs a user token; eventsubd manages webhook subscriptions',
+      'subs.yaml:2: subscriptions[0].transport.method: websocket transport needs a user token; eventsubd manages webhook and conduit subscriptions (app token)',
     ],
     [
-      'a conduit transport',
+      'a conduit transport in webhook mode',
       entry(cond + '    transport: { method: conduit }\n'),
-      'subs.yaml:2: subscriptions[0].transport.method: conduit transport is not supported yet',
+      'subs.yaml:2: subscriptions[0].transport.method: conduit transport does not match EVENTSUBD_TRANSPORT=webhook: every declared ' +
+        'subscription follows EVENTSUBD_TRANSPORT; set EVENTSUBD_TRANSPORT=conduit, or remove this key',
+    ],
+    [
+      'an unknown transport method',
+      entry(cond + '    transport: { method: pigeon }\n'),
+      'subs.yaml:2: subscriptions[0].transport.method: expected "webhook" or "conduit" (or no transport key: it follows EVENTSUBD_TRANSPORT)',
+    ],
+    [
+      'a conduit id in the transport',
+      entry(cond + '    transport: { method: conduit, conduit_id: abc }\n'),
+      'subs.yaml:2: subscriptions[0].transport.conduit_id: is not allowed here: the conduit is EVENTSUBD_CONDUIT_ID or the one the daemon creates',
     ],
     [
       'a secret in the transport',
@@ -222,6 +237,83 @@ describe('parseSubscriptionsFile()', () => {
   });
 });
 
+describe('parseSubscriptionsFile() and the transport (EVENTSUBD_TRANSPORT)', () => {
+  const CONDUIT_ID = 'bfcfc993-26b1-b876-44d9-afe75a379dac';
+  const conduit = { method: 'conduit', conduit_id: CONDUIT_ID } as const;
+
+  it('checks a file without a target (conduit mode before the conduit exists): entries come back without one', () => {
+    const list = parseSubscriptionsFile(entry(cond + '    transport: { method: conduit }\n'), { fileName: 'subs.yaml', transport: 'conduit' });
+    assert.deepEqual(list, [{ type: 'stream.online', version: '1', condition: { broadcaster_user_id: '12345' } }]);
+    assert.ok(Object.isFrozen(list) && Object.isFrozen(list[0]));
+    assert.equal(parseSubscriptionsFile(entry(cond), { fileName: 'subs.yaml' }).length, 1, 'a check needs no webhook settings either');
+  });
+
+  it('gives every entry the target, frozen; withTarget() does the same later', () => {
+    const list = parseSubscriptionsFile(entry(cond), { fileName: 'subs.yaml', target: conduit });
+    assert.deepEqual(list.map((d) => d.transport), [conduit]);
+    assert.ok(Object.isFrozen(list[0]?.transport));
+    const later = withTarget(parseSubscriptionsFile(entry(cond), { fileName: 'subs.yaml', transport: 'conduit' }), conduit);
+    assert.deepEqual(later, list);
+    assert.ok(Object.isFrozen(later) && Object.isFrozen(later[0]));
+  });
+
+  it('rejects a webhook transport key in conduit mode, naming EVENTSUBD_TRANSPORT', () => {
+    assert.equal(
+      configFailure(() => parseSubscriptionsFile(entry(cond + '    transport: { method: webhook }\n'), { fileName: 'subs.yaml', target: conduit })),
+      'subs.yaml:2: subscriptions[0].transport.method: webhook transport does not match EVENTSUBD_TRANSPORT=conduit: every declared ' +
+        'subscription follows EVENTSUBD_TRANSPORT; set EVENTSUBD_TRANSPORT=webhook, or remove this key',
+    );
+  });
+});
+
+describe('deliveryTarget() and ownershipOf()', () => {
+  const BASE = { TWITCH_CLIENT_ID: 'client', TWITCH_CLIENT_SECRET: 'client-secret-value', EVENTSUBD_STATE_DIR: '/tmp/unused' };
+  const WEBHOOK = { EVENTSUB_CALLBACK_URL: CALLBACK, EVENTSUB_SECRET: SECRET };
+  const CONDUIT_ID = 'bfcfc993-26b1-b876-44d9-afe75a379dac';
+
+  it('webhook mode: the callback and the first secret, or a ConfigError naming the missing setting', () => {
+    assert.deepEqual(deliveryTarget(loadConfig({ ...BASE, ...WEBHOOK, EVENTSUB_SECRET: `${SECRET},older-secret-value` })), {
+      method: 'webhook',
+      callback: CALLBACK,
+      secret: SECRET,
+    });
+    // The same rule and words as requireWebhook(), which settings.ts keeps for the receiver and the other commands.
+    for (const raw of [{ ...BASE, EVENTSUB_SECRET: SECRET }, { ...BASE, EVENTSUB_CALLBACK_URL: CALLBACK }]) {
+      const config = loadConfig(raw);
+      let expected: unknown;
+      assert.throws(() => requireWebhook(config), (e) => ((expected = e), true));
+      assert.throws(() => deliveryTarget(config), (e) => {
+        assert.ok(e instanceof ConfigError && expected instanceof ConfigError);
+        assert.deepEqual([e.code, e.setting, e.message], [expected.code, expected.setting, expected.message]);
+        return true;
+      });
+    }
+  });
+
+  it('conduit mode: the given conduit, else EVENTSUBD_CONDUIT_ID, else exit 78 naming EVENTSUBD_CONDUIT_ID', () => {
+    const config = loadConfig({ ...BASE, EVENTSUBD_TRANSPORT: 'conduit' });
+    assert.deepEqual(deliveryTarget(config, CONDUIT_ID), { method: 'conduit', conduit_id: CONDUIT_ID });
+    const pinned = loadConfig({ ...BASE, EVENTSUBD_TRANSPORT: 'conduit', EVENTSUBD_CONDUIT_ID: 'pinned-1' });
+    assert.deepEqual(deliveryTarget(pinned), { method: 'conduit', conduit_id: 'pinned-1' });
+    let err: unknown;
+    assert.throws(() => deliveryTarget(config), (e) => ((err = e), true));
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.exitCode, 78);
+    assert.equal(err.setting, 'EVENTSUBD_CONDUIT_ID');
+    assert.equal(err.message, 'No conduit yet: start `eventsubd run` once in conduit mode, it creates one, or set EVENTSUBD_CONDUIT_ID');
+  });
+
+  it('owns the callback (when set) and every known conduit, in either mode, without repeats', () => {
+    const conduitMode = loadConfig({ ...BASE, ...WEBHOOK, EVENTSUBD_TRANSPORT: 'conduit', EVENTSUBD_CONDUIT_ID: 'pinned-1' });
+    assert.deepEqual(ownershipOf(conduitMode, [CONDUIT_ID, 'replaced-1', undefined, 'pinned-1']), {
+      callbackUrl: CALLBACK,
+      conduitIds: [CONDUIT_ID, 'replaced-1', 'pinned-1'],
+    });
+    assert.deepEqual(ownershipOf(loadConfig({ ...BASE, EVENTSUBD_TRANSPORT: 'conduit' }), []), { callbackUrl: undefined, conduitIds: [] });
+    assert.deepEqual(ownershipOf(loadConfig({ ...BASE, ...WEBHOOK }), [CONDUIT_ID]), { callbackUrl: CALLBACK, conduitIds: [CONDUIT_ID] });
+  });
+});
+
 describe('subscriptionKey()', () => {
   it('sorts condition keys and tells every field apart', () => {
     const a = subscriptionKey('t', '1', { b: '2', a: '1' }, CALLBACK);
@@ -257,6 +349,9 @@ describe('loadSubscriptionsFile()', () => {
     await writeFile(path, '\uFEFF{"subscriptions":[{"type":"stream.online","version":"1","condition":{"broadcaster_user_id":"9"}}]}');
     const list = await loadSubscriptionsFile(path, { callbackUrl: CALLBACK, secret: SECRET });
     assert.deepEqual(list.map((d) => d.condition), [{ broadcaster_user_id: '9' }]);
+    const conduit = { method: 'conduit', conduit_id: 'c-1' } as const;
+    assert.deepEqual((await loadSubscriptionsFile(path, { target: conduit })).map((d) => d.transport), [conduit]);
+    assert.deepEqual(await loadSubscriptionsFile(path, { transport: 'conduit' }), [{ type: 'stream.online', version: '1', condition: { broadcaster_user_id: '9' } }]);
   });
 
   it('reports a missing file', async () => {

@@ -10,12 +10,20 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { SyncScheduler, type SyncReport } from '../../src/daemon/sync-scheduler.js';
 import { AppError } from '../../src/lib/errors.js';
+import type { DeliveryTarget, Ownership } from '../../src/twitch/subscription.js';
 import type { Subscription } from '../../src/twitch/wire.js';
+import { ConfigError } from '../../src/lib/errors.js';
 import { captureLogs } from '../auth/fakes.js';
 import { FakeClock, flushMicrotasks } from '../helpers/fake-clock.js';
-import { CALLBACK, FakeEventSubApi, SECRET, sub } from '../subscriptions/fake-api.js';
+import { CALLBACK, CONDUIT, FakeEventSubApi, OLD_CONDUIT, SECRET, sub } from '../subscriptions/fake-api.js';
 
-function scheduler(t: TestContext, api: FakeEventSubApi, clock = new FakeClock(), onReport?: (r: SyncReport, s: SyncScheduler) => void) {
+interface Where {
+  target: () => DeliveryTarget | undefined;
+  ownership: () => Ownership;
+}
+const WEBHOOK: Where = { target: () => ({ method: 'webhook', callback: CALLBACK, secret: SECRET }), ownership: () => ({ callbackUrl: CALLBACK, conduitIds: [] }) };
+
+function scheduler(t: TestContext, api: FakeEventSubApi, clock = new FakeClock(), onReport?: (r: SyncReport, s: SyncScheduler) => void, where: Where = WEBHOOK) {
   const dir = mkdtempSync(join(tmpdir(), 'eventsubd-scheduler-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'subscriptions.yaml');
@@ -31,8 +39,7 @@ function scheduler(t: TestContext, api: FakeEventSubApi, clock = new FakeClock()
   const s = new SyncScheduler({
     api,
     file,
-    callbackUrl: CALLBACK,
-    secret: SECRET,
+    ...where,
     prune: true,
     clock,
     logger: logs.logger,
@@ -55,8 +62,8 @@ test('SyncScheduler runs a sync and reports what it left: counts, the subscripti
   assert.equal(reports.length, 1);
   const r = reports[0]!;
   assert.equal(r.result, 'ok');
-  assert.deepEqual(r.counts, { create: 2, recreate: 0, delete: 1, keep: 0, blocked: 0, unmanaged: 0 });
-  assert.deepEqual(r.applied, { created: 2, adopted: 0, recreated: 0, deleted: 1, failed: 0 });
+  assert.deepEqual(r.counts, { create: 2, recreate: 0, migrate: 0, delete: 1, keep: 0, blocked: 0, unmanaged: 0 });
+  assert.deepEqual(r.applied, { created: 2, adopted: 0, recreated: 0, deleted: 1, migrated: 0, failed: 0 });
   assert.equal(r.cost?.current, 2, 'total cost after the sync: the stray one deleted, two created');
   assert.deepEqual(listings.at(-1)!.map((x) => x.type).sort(), ['stream.offline', 'stream.online']);
   assert.equal(s.last, r);
@@ -138,4 +145,66 @@ test('SyncScheduler does not lose a request made as a run ends (a SIGHUP right a
     await late;
     assert.deepEqual(reports.map((r) => r.reason), ['start', 'reload'], `a request ${hops} microtasks after the report`);
   }
+});
+
+test('SyncScheduler skips a sync while the conduit is not ready (target() undefined): an info log, no report, no retry, nothing asked of Twitch', async (t) => {
+  const api = new FakeEventSubApi();
+  let conduit: string | undefined = undefined;
+  const where: Where = {
+    target: () => (conduit === undefined ? undefined : { method: 'conduit', conduit_id: conduit }),
+    ownership: () => ({ conduitIds: conduit === undefined ? [] : [conduit] }),
+  };
+  const { s, clock, reports, logs } = scheduler(t, api, new FakeClock(), undefined, where);
+  await s.request('start');
+  assert.equal(reports.length, 0, 'no report');
+  assert.equal(s.last, undefined);
+  assert.equal(api.lists, 0);
+  assert.equal(clock.pending, 0, 'no retry scheduled: the daemon asks again once the conduit exists');
+  const skipped = logs.records().find((r) => r.msg === 'Sync skipped: the conduit is not ready yet');
+  assert.equal(skipped?.level, 'info');
+
+  conduit = CONDUIT;
+  await s.request('conduit ready');
+  assert.equal(reports.length, 1);
+  assert.equal(reports[0]!.result, 'ok');
+  assert.deepEqual(api.bodies.map((b) => b.transport), [
+    { method: 'conduit', conduit_id: CONDUIT },
+    { method: 'conduit', conduit_id: CONDUIT },
+  ]);
+});
+
+test("SyncScheduler in conduit mode migrates the old webhooks and prunes a replaced conduit's leftovers, asking where and what it owns at each run", async (t) => {
+  const hook = sub({ id: 'hook', condition: { broadcaster_user_id: '12345' } });
+  const leftover = sub({ id: 'leftover', type: 'channel.update', version: '2', transport: { method: 'conduit', conduit_id: OLD_CONDUIT } });
+  const api = new FakeEventSubApi([hook, leftover]);
+  const where: Where = {
+    target: () => ({ method: 'conduit', conduit_id: CONDUIT }),
+    ownership: () => ({ callbackUrl: CALLBACK, conduitIds: [CONDUIT, OLD_CONDUIT] }),
+  };
+  const { s, reports } = scheduler(t, api, new FakeClock(), undefined, where);
+  await s.request('start');
+  const r = reports[0]!;
+  assert.equal(r.result, 'ok');
+  assert.deepEqual(r.counts, { create: 2, recreate: 0, migrate: 1, delete: 1, keep: 0, blocked: 0, unmanaged: 0 });
+  assert.deepEqual(r.applied, { created: 2, adopted: 0, recreated: 0, deleted: 1, migrated: 1, failed: 0 });
+  assert.deepEqual(api.subs.map((x) => x.transport), [
+    { method: 'conduit', conduit_id: CONDUIT },
+    { method: 'conduit', conduit_id: CONDUIT },
+  ]);
+});
+
+test('SyncScheduler reports a target() that throws (webhook settings missing) as a configuration error, not retried', async (t) => {
+  const api = new FakeEventSubApi();
+  const where: Where = {
+    target: () => {
+      throw new ConfigError('EVENTSUB_CALLBACK_URL is required for webhook subscriptions', { setting: 'EVENTSUB_CALLBACK_URL' });
+    },
+    ownership: () => ({ conduitIds: [] }),
+  };
+  const { s, clock, reports } = scheduler(t, api, new FakeClock(), undefined, where);
+  await s.request('start');
+  assert.equal(reports.at(-1)?.result, 'error');
+  assert.equal(reports.at(-1)?.error?.code, 'CONFIG_INVALID');
+  assert.equal(clock.pending, 0);
+  assert.equal(api.lists, 0);
 });

@@ -1,40 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import { connect as tcpConnect, type AddressInfo } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { connect as tcpConnect } from 'node:net';
+import { test } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
-import { createEventSubWsServer, type EventSubWsOptions, type EventSubWsServer } from '../../src/emulator/eventsub-ws.js';
 import { EVENTSUB_CLOSE_REASONS, notificationEnvelope, type EventSubCloseCode } from '../../src/emulator/eventsub-frames.js';
-import type { WsSessionView } from '../../src/emulator/ws-sessions.js';
-import { FakeClock } from '../helpers/fake-clock.js';
 import { untilEmitted, untilTurn } from '../helpers/wait.js';
+import { startWsServer } from './ws-helpers.js';
 
-interface Setup {
-  clock: FakeClock;
-  server: EventSubWsServer;
-  url: string;
-  port: number;
-  disconnects: WsSessionView[];
-}
-
-async function setup(t: TestContext, options: EventSubWsOptions = {}): Promise<Setup> {
-  const clock = new FakeClock();
-  const server = createEventSubWsServer({ clock, ...options });
-  const http = createServer((_req, res) => res.writeHead(404).end());
-  http.on('upgrade', (req, socket, head) => {
-    if (!server.handleUpgrade(req, socket, head)) socket.destroy();
-  });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const port = (http.address() as AddressInfo).port;
-  const disconnects: WsSessionView[] = [];
-  server.sessions.onDisconnect((s) => disconnects.push(s));
-  t.after(async () => {
-    await server.close();
-    http.closeAllConnections();
-    await new Promise((resolve) => http.close(resolve));
-  });
-  return { clock, server, url: `ws://127.0.0.1:${port}/ws`, port, disconnects };
-}
+const setup = startWsServer;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read the frames' JSON field by field
 type Frame = any;
@@ -100,7 +72,7 @@ test('eventsub-ws sends session_welcome at once, in the envelope of the contract
   assert.match(session.connected_at, NANO);
   assert.equal(session.keepalive_timeout_seconds, 10);
   assert.equal(session.reconnect_url, null);
-  assert.deepEqual(server.sessions.get(session.id), { id: session.id, status: 'connected', connectedAt: session.connected_at });
+  assert.deepEqual(server.sessions.get(session.id), { id: session.id, status: 'connected', connectedAt: session.connected_at, keepaliveSeconds: 10 });
 });
 
 test('eventsub-ws clamps keepalive_timeout_seconds to 10-600 and refuses one that is not an integer with 400', async (t) => {
@@ -173,13 +145,15 @@ test('eventsub-ws closes with 4001 on a client text frame and on a client ping',
   assert.equal(server.sessions.send(text.id, { marker: 'x' }), false);
 });
 
-test('eventsub-ws reconnect: the new connection is welcomed with the same session, messages move with it, none lost or doubled', async (t) => {
-  const { url, server, clock, disconnects } = await setup(t);
+test('eventsub-ws reconnect with reconnectNewSessionId false: the new connection is welcomed with the same session, messages move with it, none lost or doubled', async (t) => {
+  const { url, server, clock, disconnects } = await setup(t, { reconnectNewSessionId: false });
   const old = await welcomed(`${url}?keepalive_timeout_seconds=20`);
   server.sessions.assign(old.id);
-  assert.deepEqual(server.reconnect(old.id), [old.id]);
+  const sent = server.reconnect(old.id);
+  assert.deepEqual(sent.map((s) => s.sessionId), [old.id]);
   await old.received(2, 'session_reconnect');
   const reconnect = old.messages[1];
+  assert.equal(reconnect.payload.session.reconnect_url, sent[0]!.reconnectUrl);
   assert.equal(reconnect.metadata.message_type, 'session_reconnect');
   assert.equal(reconnect.payload.session.id, old.id);
   assert.equal(reconnect.payload.session.status, 'reconnecting');
@@ -236,10 +210,80 @@ test('eventsub-ws reconnect: an old socket the client keeps open gets 4004, the 
   assert.equal((await twice.closed()).code, 4007);
   await clock.advance(5_000);
   assert.equal((await old.closed()).code, 4004);
-  assert.equal(server.sessions.send(old.id, { marker: 'alive' }), true);
+  assert.equal(server.sessions.send(moved.id, { marker: 'alive' }), true);
   await moved.received(2);
   assert.deepEqual(disconnects, []);
-  assert.equal(server.sessions.get(old.id)?.status, 'connected');
+  assert.equal(server.sessions.get(moved.id)?.status, 'connected');
+});
+
+test('eventsub-ws reconnect (default, as twitch-cli): the new welcome carries a new session id; the old id still reaches the session but cannot be assigned', async (t) => {
+  const { url, server, clock, disconnects } = await setup(t);
+  const old = await welcomed(`${url}?keepalive_timeout_seconds=20`);
+  server.sessions.assign(old.id);
+  const [sent] = server.reconnect(old.id);
+  assert.equal(sent?.sessionId, old.id);
+  await old.received(2, 'session_reconnect');
+  assert.equal(old.messages[1].payload.session.id, old.id);
+  // Before the client moves, messages go to the old socket.
+  assert.equal(server.sessions.send(old.id, { marker: 'before' }), true);
+  await old.received(3);
+  const moved = await welcomed(sent.reconnectUrl);
+  assert.notEqual(moved.id, old.id);
+  assert.match(moved.id, /^AQoQ[A-Za-z0-9_-]{24}$/);
+  assert.equal(moved.messages[0].payload.session.keepalive_timeout_seconds, 20);
+  const movedAt = moved.messages[0].payload.session.connected_at;
+  assert.deepEqual(server.sessions.get(old.id), {
+    id: old.id,
+    status: 'reconnected',
+    connectedAt: old.messages[0].payload.session.connected_at,
+    disconnectedAt: movedAt,
+    keepaliveSeconds: 20,
+    movedTo: moved.id,
+  });
+  assert.deepEqual(server.sessions.get(moved.id), { id: moved.id, status: 'connected', connectedAt: movedAt, keepaliveSeconds: 20, formerIds: [old.id] });
+  assert.deepEqual(server.list().map((s) => [s.id, s.status]), [[old.id, 'reconnected'], [moved.id, 'connected']]);
+  // A shard still assigned to the old id keeps its events: they arrive on the new socket, once each.
+  assert.equal(server.sessions.send(old.id, { marker: 'via old id' }), true);
+  assert.equal(server.sessions.send(moved.id, { marker: 'via new id' }), true);
+  await moved.received(3);
+  assert.deepEqual(types(moved), ['session_welcome', 'via old id', 'via new id']);
+  // The old id is no session of its own any more: it cannot be assigned, reconnected, closed or terminated.
+  assert.equal(server.sessions.assign(old.id), false);
+  assert.deepEqual(server.reconnect(old.id), []);
+  assert.equal(server.closeSession(old.id, 4000), false);
+  assert.equal(server.terminateSession(old.id), false);
+  assert.equal(server.sessions.assign(moved.id), true);
+  old.ws.close(1000);
+  await old.closed();
+  await clock.advance(30_000);
+  assert.equal(disconnects.length, 0, 'leaving the old socket is no disconnect');
+  assert.deepEqual(types(old), ['session_welcome', 'session_reconnect', 'before']);
+  // When the moved session ends, its listeners learn both ids, so a shard on either is disabled.
+  assert.equal(server.terminateSession(moved.id), true);
+  assert.deepEqual(disconnects.map((d) => [d.id, d.closeCode, d.formerIds]), [[moved.id, 1006, [old.id]]]);
+  assert.equal(server.sessions.get(old.id)?.status, 'reconnected');
+  assert.equal(server.sessions.send(old.id, { marker: 'gone' }), false);
+});
+
+test('eventsub-ws reconnect() options override the server\'s: graceMs for the 4004, newSessionId for the id', async (t) => {
+  const { url, server, clock, disconnects } = await setup(t);
+  const stays = await welcomed(url);
+  server.sessions.assign(stays.id);
+  server.reconnect(stays.id, { newSessionId: false, graceMs: 60_000 });
+  await stays.received(2);
+  const moved = await welcomed(stays.messages[1].payload.session.reconnect_url);
+  assert.equal(moved.id, stays.id);
+  const lingers = await welcomed(url);
+  server.sessions.assign(lingers.id);
+  server.reconnect(lingers.id, { graceMs: 1_000 });
+  await lingers.received(2);
+  await clock.advance(999);
+  assert.equal(disconnects.length, 0);
+  await clock.advance(1);
+  assert.equal((await lingers.closed()).code, 4004);
+  assert.deepEqual(disconnects.map((d) => [d.id, d.closeCode]), [[lingers.id, 4004]]);
+  // The first one's 60 s grace is not over: its old socket is still open.
+  assert.equal(stays.ws.readyState, WebSocket.OPEN);
 });
 
 test('eventsub-ws closeSession() closes with each close code of the contract and its reason', async (t) => {

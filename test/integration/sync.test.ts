@@ -67,7 +67,7 @@ describe('syncSubscriptions() end to end against the emulator', () => {
     emu.resetStats();
     const three = await sync(second10);
     assert.deepEqual(helixTally(emu), { 'GET 200': 1 }, 'the third sync only lists');
-    assert.deepEqual(three.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] });
+    assert.deepEqual(three.result, { created: [], adopted: [], recreated: 0, deleted: 0, migrated: 0, failed: [], removed: [], added: [] });
     assert.equal(three.plan.keep.length, 9);
     assert.deepEqual(three.plan.blocked.map((b) => b.existing.id), [byUser.get('102')!.id], 'still reported as blocked');
   });

@@ -38,6 +38,7 @@ describe('contract 7.2 test vector', () => {
       message_id: VECTOR.id,
       message_type: 'notification',
       received_at: '2019-11-16T10:15:00.000Z',
+      transport: 'webhook',
       subscription: {
         id: 'f1c2a387-161a-49f9-a165-0f21d7a4e1c4',
         type: 'stream.online',

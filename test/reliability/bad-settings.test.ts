@@ -44,6 +44,10 @@ const CASES: Case[] = [
   { name: 'EVENTSUBD_PRUNE not a boolean', env: { EVENTSUBD_PRUNE: 'yes please' } },
   { name: 'EVENTSUBD_LISTEN port out of range', env: { EVENTSUBD_LISTEN: '127.0.0.1:70000' } },
   { name: 'EVENTSUBD_JOURNAL_MAX_BYTES below 1 MiB', env: { EVENTSUBD_JOURNAL_MAX_BYTES: '1000' } },
+  // Issue #14: conduit mode's settings.
+  { name: 'EVENTSUBD_CONDUIT_SHARDS=0', env: { EVENTSUBD_TRANSPORT: 'conduit', EVENTSUBD_CONDUIT_SHARDS: '0' }, expect: /EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to 20000/ },
+  { name: 'EVENTSUBD_CONDUIT_SHARDS over the limit', env: { EVENTSUBD_TRANSPORT: 'conduit', EVENTSUBD_CONDUIT_SHARDS: '20001' }, expect: /EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to 20000/ },
+  { name: 'EVENTSUBD_TRANSPORT websocket', env: { EVENTSUBD_TRANSPORT: 'websocket' }, expect: /EVENTSUBD_TRANSPORT must be webhook or conduit/ },
   { name: 'EVENTSUB_CALLBACK_URL http to a public Twitch', env: { TWITCH_API_URL: 'https://api.twitch.tv/helix', EVENTSUB_CALLBACK_URL: 'http://x.example/cb' } },
   {
     name: 'three bad values, all reported',

@@ -7,7 +7,7 @@ import { ApplyInterruptedError, applyPlan, type ApplyProgress } from '../../src/
 import { planSync } from '../../src/subscriptions/plan.js';
 import type { DesiredSubscription } from '../../src/twitch/subscription.js';
 import { untilTurn } from '../helpers/wait.js';
-import { CALLBACK, FakeEventSubApi, SECRET, sub } from './fake-api.js';
+import { CALLBACK, CONDUIT, FakeEventSubApi, OWN, SECRET, sub } from './fake-api.js';
 
 const want = (id: string): DesiredSubscription => ({
   type: 'stream.online',
@@ -20,7 +20,7 @@ function rig(): { api: FakeEventSubApi; run: Promise<unknown>; controller: Abort
   const broken = sub({ id: 'broken', condition: { broadcaster_user_id: '1' }, status: 'notification_failures_exceeded' });
   const stray = sub({ id: 'stray', type: 'stream.offline', condition: { broadcaster_user_id: '2' } });
   const api = new FakeEventSubApi([broken, stray], { hold: true });
-  const plan = planSync([want('1'), want('3'), want('4'), want('5')], api.subs, { callbackUrl: CALLBACK, prune: true });
+  const plan = planSync([want('1'), want('3'), want('4'), want('5')], api.subs, { ownership: OWN, prune: true });
   const controller = new AbortController();
   const progress: ApplyProgress[] = [];
   const run = applyPlan(plan, api, { concurrency: 1, signal: controller.signal, onProgress: (_d, _t, p) => progress.push(p) }).then(
@@ -66,4 +66,30 @@ test('applyPlan() interrupted among the creates: the done deletes and recreate i
     'create stream.online v1 broadcaster_user_id=5',
   ]);
   assert.deepEqual(progress.at(-1), { deleted: 2, deletes: 2, created: 1, creates: 4 });
+});
+
+test('applyPlan() interrupted among the creates of a migration: the old subscriptions are still there and listed as remaining migrations', async () => {
+  const hook1 = sub({ id: 'hook1', condition: { broadcaster_user_id: '1' } });
+  const hook2 = sub({ id: 'hook2', condition: { broadcaster_user_id: '2' } });
+  const api = new FakeEventSubApi([hook1, hook2], { hold: true });
+  const onConduit = (id: string): DesiredSubscription => ({ ...want(id), transport: { method: 'conduit', conduit_id: CONDUIT } });
+  const plan = planSync([onConduit('1'), onConduit('2')], api.subs, { ownership: { callbackUrl: CALLBACK, conduitIds: [CONDUIT] }, prune: false });
+  const controller = new AbortController();
+  const run = applyPlan(plan, api, { concurrency: 1, signal: controller.signal }).then(
+    () => assert.fail('the apply was not interrupted'),
+    (err: unknown) => err,
+  );
+  await release(api, 1);
+  await untilTurn(() => api.inFlight === 1 && api.writes === 2, 'the second create in flight');
+  controller.abort(new Error('received SIGINT'));
+  const err = await run;
+  assert.ok(err instanceof ApplyInterruptedError);
+  assert.deepEqual(err.partial.created.map((s) => s.condition.broadcaster_user_id), ['1']);
+  assert.equal(err.partial.migrated, 0);
+  assert.deepEqual(err.remaining.map((r) => `${r.action} ${r.key} ${r.id ?? ''}`), [
+    'create stream.online v1 broadcaster_user_id=2 ',
+    'migrate stream.online v1 broadcaster_user_id=1 hook1',
+    'migrate stream.online v1 broadcaster_user_id=2 hook2',
+  ]);
+  assert.deepEqual(api.subs.map((s) => s.id).filter((id) => id.startsWith('hook')), ['hook1', 'hook2'], 'no old one deleted');
 });

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { AppError, TokenRefusedError } from '../../src/lib/errors.js';
-import { applyPlan } from '../../src/subscriptions/apply.js';
-import type { DesiredSubscription } from '../../src/twitch/subscription.js';
+import { applyPlan, type ApplyProgress } from '../../src/subscriptions/apply.js';
+import type { DesiredSubscription, Ownership } from '../../src/twitch/subscription.js';
+import type { Subscription } from '../../src/twitch/wire.js';
 import { planSync } from '../../src/subscriptions/plan.js';
 import { flushMicrotasks } from '../helpers/fake-clock.js';
-import { CALLBACK, FakeEventSubApi, SECRET, sub } from './fake-api.js';
+import { CALLBACK, CONDUIT, FakeEventSubApi, OLD_CONDUIT, OWN, SECRET, sub } from './fake-api.js';
 
 function want(id: string, type = 'stream.online'): DesiredSubscription {
   return {
@@ -17,7 +18,7 @@ function want(id: string, type = 'stream.online'): DesiredSubscription {
 }
 
 const wants = (n: number): DesiredSubscription[] => Array.from({ length: n }, (_, i) => want(String(1000 + i)));
-const prune = { callbackUrl: CALLBACK, prune: true };
+const prune = { ownership: OWN, prune: true };
 
 describe('applyPlan()', () => {
   it('sends every delete (pruned, duplicate, recreate half) before any create', async () => {
@@ -178,5 +179,105 @@ describe('applyPlan()', () => {
     assert.equal(result.deleted, 12);
     assert.equal(result.created.length, 25);
     assert.deepEqual(progress, Array.from({ length: 37 }, (_, i) => i + 1));
+  });
+});
+
+describe('applyPlan() migrating between transports', () => {
+  const onConduit = (user: string, conduitId = CONDUIT): DesiredSubscription => ({
+    ...want(user),
+    transport: { method: 'conduit', conduit_id: conduitId },
+  });
+  const conduitSub = (id: string, user: string, conduitId = CONDUIT): Subscription =>
+    sub({ id, condition: { broadcaster_user_id: user }, transport: { method: 'conduit', conduit_id: conduitId } });
+  const CONDUIT_MODE: Ownership = { callbackUrl: CALLBACK, conduitIds: [CONDUIT, OLD_CONDUIT] };
+
+  it('webhook → conduit: other deletes first, then the conduit twins, then the old webhooks (no gap)', async () => {
+    const hook1 = sub({ id: 'hook1', condition: { broadcaster_user_id: '1' } });
+    const hook2 = sub({ id: 'hook2', condition: { broadcaster_user_id: '2' } });
+    const stray = sub({ id: 'stray', type: 'stream.offline', condition: { broadcaster_user_id: '3' } });
+    const api = new FakeEventSubApi([hook1, hook2, stray]);
+    const plan = planSync([onConduit('1'), onConduit('2')], api.subs, { ownership: CONDUIT_MODE, prune: true });
+    const progress: ApplyProgress[] = [];
+
+    const result = await applyPlan(plan, api, { concurrency: 1, onProgress: (_d, _t, p) => progress.push(p) });
+
+    assert.deepEqual(api.calls, [
+      'delete stray',
+      'create stream.online {"broadcaster_user_id":"1"}',
+      'create stream.online {"broadcaster_user_id":"2"}',
+      'delete hook1',
+      'delete hook2',
+    ]);
+    assert.deepEqual(api.bodies.map((b) => b.transport), [
+      { method: 'conduit', conduit_id: CONDUIT },
+      { method: 'conduit', conduit_id: CONDUIT },
+    ]);
+    assert.deepEqual([result.created.length, result.migrated, result.deleted, result.failed], [2, 2, 1, []]);
+    assert.deepEqual(result.removed.map((s) => s.id).sort(), ['hook1', 'hook2', 'stray']);
+    assert.deepEqual(api.subs.map((s) => s.transport), [
+      { method: 'conduit', conduit_id: CONDUIT },
+      { method: 'conduit', conduit_id: CONDUIT },
+    ]);
+    assert.deepEqual(progress.at(-1), { deleted: 3, deletes: 3, created: 2, creates: 2 });
+  });
+
+  it('a failed create keeps the old subscription: its migration delete is never sent', async () => {
+    const hook1 = sub({ id: 'hook1', condition: { broadcaster_user_id: '1' } });
+    const hook2 = sub({ id: 'hook2', condition: { broadcaster_user_id: '2' } });
+    const api = new FakeEventSubApi([hook1, hook2], {
+      failCreate: (b) => (b.condition.broadcaster_user_id === '1' ? new AppError('TWITCH_HTTP_ERROR', 'POST /eventsub/subscriptions failed: 500') : undefined),
+    });
+    const plan = planSync([onConduit('1'), onConduit('2')], api.subs, { ownership: CONDUIT_MODE, prune: true });
+    const progress: [number, number][] = [];
+    const result = await applyPlan(plan, api, { concurrency: 4, onProgress: (done, total) => progress.push([done, total]) });
+    assert.ok(!api.calls.includes('delete hook1'), 'the old webhook of a failed create stays');
+    assert.ok(api.calls.indexOf('delete hook2') > api.calls.indexOf('create stream.online {"broadcaster_user_id":"2"}'));
+    assert.deepEqual(api.subs.map((s) => s.id).sort(), ['hook1', 'new-1']);
+    assert.equal(result.migrated, 1);
+    assert.deepEqual(result.failed.map((f) => [f.action, f.key]), [['create', 'stream.online v1 broadcaster_user_id=1']]);
+    assert.deepEqual(progress.at(-1), [4, 4], 'the skipped migration counts as done');
+  });
+
+  it('conduit → webhook: creates the webhook twin (callback and secret), then deletes the conduit one', async () => {
+    const old = conduitSub('old', '1');
+    const api = new FakeEventSubApi([old]);
+    const plan = planSync([want('1')], api.subs, { ownership: { callbackUrl: CALLBACK, conduitIds: [CONDUIT] }, prune: false });
+    const result = await applyPlan(plan, api);
+    assert.deepEqual(api.calls, ['create stream.online {"broadcaster_user_id":"1"}', 'delete old']);
+    assert.deepEqual(api.bodies[0]?.transport, { method: 'webhook', callback: CALLBACK, secret: SECRET });
+    assert.equal(result.migrated, 1);
+  });
+
+  it('a twin adopted on a 409, or kept by the plan, lets the migration go ahead', async () => {
+    const hook = sub({ id: 'hook', condition: { broadcaster_user_id: '1' } });
+    const kept = conduitSub('kept', '2');
+    const hook2 = sub({ id: 'hook2', condition: { broadcaster_user_id: '2' } });
+    const plan = planSync([onConduit('1'), onConduit('2')], [hook, kept, hook2], { ownership: CONDUIT_MODE, prune: false });
+    // The conduit twin of 1 appeared after the listing (another run): the create meets a 409.
+    const api = new FakeEventSubApi([hook, kept, hook2, conduitSub('appeared', '1')]);
+    const result = await applyPlan(plan, api);
+    assert.deepEqual(result.adopted.map((s) => s.id), ['appeared']);
+    assert.equal(result.migrated, 2);
+    assert.deepEqual(api.subs.map((s) => s.id).sort(), ['appeared', 'kept']);
+  });
+
+  it("a replaced conduit's subscriptions move to the new conduit; a blocked twin keeps the old one", async () => {
+    const old1 = conduitSub('old1', '1', OLD_CONDUIT);
+    const old2 = conduitSub('old2', '2', OLD_CONDUIT);
+    const revoked = { ...conduitSub('revoked', '2'), status: 'authorization_revoked' };
+    const api = new FakeEventSubApi([old1, old2, revoked]);
+    const plan = planSync([onConduit('1'), onConduit('2')], api.subs, { ownership: CONDUIT_MODE, prune: true });
+    const result = await applyPlan(plan, api);
+    assert.deepEqual(api.calls, ['create stream.online {"broadcaster_user_id":"1"}', 'delete old1']);
+    assert.deepEqual([result.migrated, result.failed], [1, []]);
+  });
+
+  it('a migration delete that fails is reported as a failed migrate, and the old one stays', async () => {
+    const hook = sub({ id: 'hook', condition: { broadcaster_user_id: '1' } });
+    const api = new FakeEventSubApi([hook], { failDelete: () => new AppError('TWITCH_HTTP_ERROR', 'DELETE /eventsub/subscriptions failed: 500') });
+    const result = await applyPlan(planSync([onConduit('1')], api.subs, { ownership: CONDUIT_MODE, prune: false }), api);
+    assert.deepEqual(result.failed.map((f) => [f.action, f.id, f.code]), [['migrate', 'hook', 'TWITCH_HTTP_ERROR']]);
+    assert.equal(result.migrated, 0);
+    assert.equal(api.subs.length, 2);
   });
 });

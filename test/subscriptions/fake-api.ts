@@ -1,16 +1,21 @@
 /**
- * An in-memory EventSubApi that behaves like Twitch for what sync needs (409 → adopt on the full key,
- * 404 on an unknown delete), counts every call, records their order and the peak concurrency, and can be
+ * An in-memory EventSubApi that behaves like Twitch for what sync needs (409 → adopt on the full key, target
+ * included; conduit subscriptions created enabled, webhooks pending; 404 on an unknown delete), counts every call, records their order and the peak concurrency, and can be
  * told to fail or to hold calls until released.
  */
 import { AbortedError, AppError } from '../../src/lib/errors.js';
-import { subscriptionKey } from '../../src/twitch/subscription.js';
+import { subscriptionKey, targetOf, type Ownership } from '../../src/twitch/subscription.js';
 import type { CallOptions, CreateResult, EventSubApi, ListFilter, ListResult } from '../../src/twitch/types.js';
 import type { CreateSubscriptionBody, Subscription } from '../../src/twitch/wire.js';
 
 export const CALLBACK = 'https://events.example.com/twitch/eventsub';
 export const OTHER_CALLBACK = 'https://other.example.com/hook';
 export const SECRET = 's3cr3t-value-never-printed';
+/** Our conduits: the current one and one it replaced. */
+export const CONDUIT = 'c0ffee00-0000-4000-8000-000000000001';
+export const OLD_CONDUIT = 'c0ffee00-0000-4000-8000-000000000000';
+/** Ownership in webhook mode with no conduit ever used: webhooks to CALLBACK. */
+export const OWN: Ownership = Object.freeze({ callbackUrl: CALLBACK, conduitIds: [] });
 
 let counter = 0;
 
@@ -79,16 +84,14 @@ export class FakeEventSubApi implements EventSubApi {
   async create(body: CreateSubscriptionBody, options?: CallOptions): Promise<CreateResult> {
     this.creates += 1;
     this.bodies.push(body);
-    const callback = body.transport.method === 'webhook' ? body.transport.callback : '';
-    const key = subscriptionKey(body.type, body.version, body.condition, callback);
+    const transport = body.transport.method === 'webhook' ? { method: 'webhook', callback: body.transport.callback } : { ...body.transport };
+    const key = subscriptionKey(body.type, body.version, body.condition, targetOf({ transport }));
     this.calls.push(`create ${body.type} ${JSON.stringify(body.condition)}`);
     await this.#enter(options?.signal);
     try {
       const error = this.options.failCreate?.(body);
       if (error) throw error;
-      const twin = this.subs.find(
-        (s) => subscriptionKey(s.type, s.version, s.condition, s.transport.callback ?? '') === key,
-      );
+      const twin = this.subs.find((s) => subscriptionKey(s.type, s.version, s.condition, targetOf(s)) === key);
       if (twin) return { subscription: twin, adopted: true, totalCost: undefined, maxTotalCost: undefined };
       this.#next += 1;
       const created = sub({
@@ -96,8 +99,8 @@ export class FakeEventSubApi implements EventSubApi {
         type: body.type,
         version: body.version,
         condition: { ...body.condition },
-        status: 'webhook_callback_verification_pending',
-        callback,
+        status: transport.method === 'conduit' ? 'enabled' : 'webhook_callback_verification_pending',
+        transport,
       });
       this.subs.push(created);
       return { subscription: created, adopted: false, totalCost: undefined, maxTotalCost: undefined };

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseSubscriptionsFile } from '../../src/config/subscriptions-file.js';
+import { AppError } from '../../src/lib/errors.js';
 import { createJsonLogger, Redactor } from '../../src/lib/logger.js';
 import { syncSubscriptions } from '../../src/subscriptions/sync.js';
-import { CALLBACK, FakeEventSubApi, OTHER_CALLBACK, SECRET, sub } from './fake-api.js';
+import { CALLBACK, CONDUIT, FakeEventSubApi, OLD_CONDUIT, OTHER_CALLBACK, SECRET, sub } from './fake-api.js';
 
 const FILE = `
 subscriptions:
@@ -46,7 +47,7 @@ describe('syncSubscriptions()', () => {
     const second = await syncSubscriptions({ api, desired, callbackUrl: CALLBACK, prune: true, dryRun: false });
     assert.equal(api.writes, writesBefore, 'no create or delete the second time');
     assert.equal(second.plan.keep.length, 3);
-    assert.deepEqual(second.result, { created: [], adopted: [], recreated: 0, deleted: 0, failed: [], removed: [], added: [] });
+    assert.deepEqual(second.result, { created: [], adopted: [], recreated: 0, deleted: 0, migrated: 0, failed: [], removed: [], added: [] });
     assert.equal(api.lists, 2, 'one list per sync');
   });
 
@@ -76,5 +77,55 @@ describe('syncSubscriptions()', () => {
     assert.ok(!text.includes(SECRET));
     assert.match(text, /"msg":"Subscription plan".*"create":2.*"blocked":1/);
     assert.match(text, /"msg":"Declared subscription is disabled by Twitch.*"reason":"authorization_revoked"/);
+  });
+});
+
+describe('syncSubscriptions() in conduit mode', () => {
+  const TARGET = { method: 'conduit', conduit_id: CONDUIT } as const;
+  const onConduit = parseSubscriptionsFile(FILE, { fileName: 'subs.yaml', target: TARGET, transport: 'conduit' });
+  const ownership = { callbackUrl: CALLBACK, conduitIds: [CONDUIT, OLD_CONDUIT] };
+
+  it('migrates every webhook to the conduit with the implicit authorization subscriptions, then converges to zero writes', async () => {
+    const first = await syncSubscriptions({ api: new FakeEventSubApi(), desired, callbackUrl: CALLBACK, clientId: 'client-1', prune: true, dryRun: false });
+    assert.equal(first.result?.created.length, 5, 'three declared + grant and revoke, as webhooks');
+    const api = new FakeEventSubApi(first.after.subscriptions.map((s) => ({ ...s })));
+    const foreign = sub({ id: 'foreign', callback: OTHER_CALLBACK });
+    api.subs.push(foreign);
+
+    const moved = await syncSubscriptions({ api, desired: onConduit, ownership, clientId: 'client-1', prune: false, dryRun: false });
+    assert.equal(moved.plan.migrate.length, 5);
+    assert.deepEqual([moved.result?.created.length, moved.result?.migrated, moved.result?.failed], [5, 5, []]);
+    assert.deepEqual(
+      api.subs.map((s) => `${s.type} ${s.transport.method}`).sort(),
+      [
+        'channel.follow conduit',
+        'stream.online conduit',
+        'stream.online webhook',
+        'user.authorization.grant conduit',
+        'user.authorization.revoke conduit',
+        'user.update conduit',
+      ],
+    );
+    assert.ok(api.subs.includes(foreign), 'the foreign webhook stays');
+    const lastCreate = Math.max(...api.calls.map((c, i) => (c.startsWith('create') ? i : -1)));
+    const firstDelete = api.calls.findIndex((c) => c.startsWith('delete'));
+    assert.ok(firstDelete > lastCreate, `every create before any migration delete: ${api.calls.join(', ')}`);
+
+    const writes = api.writes;
+    const again = await syncSubscriptions({ api, desired: onConduit, ownership, clientId: 'client-1', prune: true, dryRun: false });
+    assert.equal(api.writes, writes, 'no write the second time');
+    assert.equal(again.plan.keep.length, 5);
+  });
+
+  it('a create Twitch refuses for a missing grant waits for the user, and its old webhook keeps delivering', async () => {
+    const hook = sub({ id: 'hook', type: 'channel.follow', version: '2', condition: { broadcaster_user_id: '12345', moderator_user_id: '12345' } });
+    const api = new FakeEventSubApi([hook], {
+      failCreate: (b) => (b.type === 'channel.follow' ? new AppError('AUTHORIZATION_MISSING', 'subscription missing proper authorization') : undefined),
+    });
+    const outcome = await syncSubscriptions({ api, desired: onConduit, ownership, prune: true, dryRun: false });
+    assert.deepEqual(outcome.result?.failed, [], 'a missing grant is not a failure');
+    assert.deepEqual(outcome.needsAuthorization.map((p) => p.userId), ['12345']);
+    assert.ok(api.subs.includes(hook), 'the old webhook is not deleted');
+    assert.equal(outcome.result?.migrated, 0);
   });
 });

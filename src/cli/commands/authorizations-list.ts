@@ -1,9 +1,8 @@
 import { GrantStore } from '../../auth/grant-store.js';
-import { requireWebhook } from '../../config/settings.js';
 import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
 import { EXIT } from '../../lib/errors.js';
 import { authorizeCommand, pendingGrants, usersToCheck } from '../../subscriptions/authorization.js';
-import { describeSubscription, type DesiredSubscription } from '../../twitch/subscription.js';
+import { describeSubscription, type DeclaredSubscription } from '../../twitch/subscription.js';
 import type { CommandContext } from '../command.js';
 
 /**
@@ -15,7 +14,7 @@ export async function authorizationsList(ctx: CommandContext): Promise<number> {
   const config = ctx.config();
   const { helix } = await ctx.twitch();
   const records = await new GrantStore({ stateDir: config.stateDir, clock: ctx.clock, logger: ctx.logger }).list();
-  const desired: readonly DesiredSubscription[] = config.subscriptionsFile ? await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config)) : [];
+  const desired: readonly DeclaredSubscription[] = config.subscriptionsFile ? await loadSubscriptionsFile(config.subscriptionsFile, { transport: config.transport }) : [];
   const userIds = [...new Set([...usersToCheck(desired), ...records.map((r) => r.userId)])].sort();
   const view = userIds.length === 0 ? [] : await helix.userAuthorizations(userIds, { signal: ctx.signal });
   const byId = new Map(view.map((v) => [v.user_id, v]));

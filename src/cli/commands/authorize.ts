@@ -1,6 +1,5 @@
 import { authorizeWithCode, authorizeWithDevice, type AuthorizeDeps, type AuthorizeOutcome, type AuthorizeRequest } from '../../auth/authorize.js';
 import { GrantStore } from '../../auth/grant-store.js';
-import { requireWebhook } from '../../config/settings.js';
 import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
 import { runningDaemonPid } from '../../daemon/instance-lock.js';
 import { AppError, ConfigError, EXIT, UsageError } from '../../lib/errors.js';
@@ -85,7 +84,7 @@ async function whatToAsk(ctx: CommandContext, deps: AuthorizeDeps): Promise<Auth
     });
   }
   if (expected?.login !== undefined) throw new UsageError('--user takes the numeric user id of the declared subscriptions (or pass --scopes with a login)');
-  const desired = await loadSubscriptionsFile(config.subscriptionsFile, requireWebhook(config));
+  const desired = await loadSubscriptionsFile(config.subscriptionsFile, { transport: config.transport });
   const view = await deps.twitch.userAuthorizations(usersToCheck(desired), { signal: ctx.signal });
   const pending = pendingGrants(desired, new Map(view.map((u) => [u.user_id, new Set(u.scopes)])));
   const chosen = expected?.userId === undefined ? pending : pending.filter((p) => p.userId === expected.userId);

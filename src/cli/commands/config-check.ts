@@ -27,10 +27,10 @@ export async function configCheck(ctx: CommandContext): Promise<number> {
   let declared: number | null = null;
   if (c.subscriptionsFile) {
     const file = c.subscriptionsFile;
-    const webhook = await collect(() => requireWebhook(c));
-    // Without the webhook settings the entries are still checked (against a placeholder transport).
-    const transport = webhook ?? { callbackUrl: 'https://placeholder.invalid/eventsub', secret: 'placeholder-secret' };
-    declared = (await collect(() => loadSubscriptionsFile(file, transport)))?.length ?? null;
+    // Webhook mode needs the callback and secret to create anything; conduit mode needs neither (nor, to check
+    // the file, the conduit: the daemon creates it). The entries are checked either way.
+    if (c.transport === 'webhook') await collect(() => requireWebhook(c));
+    declared = (await collect(() => loadSubscriptionsFile(file, { transport: c.transport })))?.length ?? null;
   }
   if (problems.length > 0) throw new ConfigProblemsError(joinProblems(problems, 'Configuration'), problems);
   const view = describeSettings(c);

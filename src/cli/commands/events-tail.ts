@@ -35,5 +35,6 @@ export async function eventsTail(ctx: CommandContext): Promise<number> {
 function humanRecord(r: JournalRecord): string {
   const s = r.subscription;
   const extra = r.message_type === 'revocation' ? ` status=${s.status ?? '?'}` : '';
-  return `#${r.seq} ${r.received_at} ${r.message_type} ${s.type} v${s.version} ${formatCondition(s.condition)}${extra} message_id=${r.message_id}`;
+  const via = r.transport === 'conduit' ? ` via=conduit shard=${r.shard ?? '?'}` : '';
+  return `#${r.seq} ${r.received_at} ${r.message_type} ${s.type} v${s.version} ${formatCondition(s.condition)}${extra} message_id=${r.message_id}${via}`;
 }

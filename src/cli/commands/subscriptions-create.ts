@@ -1,12 +1,15 @@
-import { requireWebhook, type Config } from '../../config/settings.js';
+import type { Config } from '../../config/settings.js';
 import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
 import { toAppError, UsageError } from '../../lib/errors.js';
+import { createBody } from '../../subscriptions/apply.js';
 import { withImplicit } from '../../subscriptions/sync.js';
 import { listOpt, stringOpt, type CommandContext } from '../command.js';
-import { formatCondition, subscriptionKey } from '../../twitch/subscription.js';
+import { formatCondition, subscriptionKey, targetOf, type DeliveryTarget } from '../../twitch/subscription.js';
+import { resolveDelivery } from './subscriptions-sync.js';
 
 /**
- * `eventsubd subscriptions create`: one webhook subscription; a 409 adopts the existing one. Declared
+ * `eventsubd subscriptions create`: one subscription on the current transport (a webhook to
+ * EVENTSUB_CALLBACK_URL, or the conduit in conduit mode); a 409 adopts the existing one. Declared
  * (flags, help) in ../commands.ts. When the daemon's next sync would delete it (not declared in the
  * subscriptions file, EVENTSUBD_PRUNE on), says so on stderr first, then creates it all the same: the user
  * asked for it, and may be about to declare it.
@@ -19,14 +22,11 @@ export async function subscriptionsCreate(ctx: CommandContext): Promise<number> 
   }
   const condition = parseConditions(listOpt(ctx.args, 'condition'));
   const config = ctx.config();
-  const { callbackUrl, secret } = requireWebhook(config);
-  const warning = await pruneWarning(config, { type, version, condition, callbackUrl, secret });
+  const { target } = await resolveDelivery(config, ctx.logger);
+  const warning = await pruneWarning(config, { type, version, condition, target });
   if (warning) ctx.out.note(warning);
   const { helix } = await ctx.twitch();
-  const res = await helix.create(
-    { type, version, condition, transport: { method: 'webhook', callback: callbackUrl, secret } },
-    { signal: ctx.signal },
-  );
+  const res = await helix.create(createBody({ type, version, condition, transport: target }), { signal: ctx.signal });
   const s = res.subscription;
   ctx.out.result({ adopted: res.adopted, subscription: s, total_cost: res.totalCost ?? null, max_total_cost: res.maxTotalCost ?? null }, () => [
     `${res.adopted ? 'Adopted existing' : 'Created'} ${s.type} v${s.version} ${formatCondition(s.condition)}`,
@@ -42,20 +42,20 @@ export async function subscriptionsCreate(ctx: CommandContext): Promise<number> 
  * Undefined when the daemon keeps it; a file that cannot be read gives a warning saying so.
  */
 export async function pruneWarning(
-  config: Pick<Config, 'prune' | 'subscriptionsFile' | 'clientId'>,
-  sub: { type: string; version: string; condition: Record<string, string>; callbackUrl: string; secret: string },
+  config: Pick<Config, 'prune' | 'subscriptionsFile' | 'clientId' | 'transport'>,
+  sub: { type: string; version: string; condition: Record<string, string>; target: DeliveryTarget },
 ): Promise<string | undefined> {
   const file = config.subscriptionsFile;
   // Without a file the daemon manages (and prunes) nothing.
   if (!config.prune || file === undefined) return undefined;
   let declared;
   try {
-    declared = withImplicit(await loadSubscriptionsFile(file, { callbackUrl: sub.callbackUrl, secret: sub.secret }), config.clientId);
+    declared = withImplicit(await loadSubscriptionsFile(file, { target: sub.target, transport: config.transport }), config.clientId);
   } catch (err) {
     return `eventsubd: warning: cannot tell whether the daemon will keep this subscription: ${toAppError(err).message}`;
   }
-  const key = subscriptionKey(sub.type, sub.version, sub.condition, sub.callbackUrl);
-  if (declared.some((d) => subscriptionKey(d.type, d.version, d.condition, d.transport.callback) === key)) return undefined;
+  const key = subscriptionKey(sub.type, sub.version, sub.condition, targetOf({ transport: sub.target }));
+  if (declared.some((d) => subscriptionKey(d.type, d.version, d.condition, targetOf(d)) === key)) return undefined;
   return (
     `eventsubd: warning: the daemon will delete this subscription at its next sync: it is not declared in ${file} ` +
     `(EVENTSUBD_SUBSCRIPTIONS) and EVENTSUBD_PRUNE is true; declare it there, or set EVENTSUBD_PRUNE=false`

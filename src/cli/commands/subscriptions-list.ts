@@ -1,8 +1,10 @@
+import { readConduitRecord } from '../../conduit/conduit-store.js';
+import { ownershipOf } from '../../config/subscriptions-file.js';
 import { UsageError } from '../../lib/errors.js';
 import type { ListFilter } from '../../twitch/types.js';
 import type { Subscription } from '../../twitch/wire.js';
 import type { CommandContext } from '../command.js';
-import { formatCondition } from '../../twitch/subscription.js';
+import { describeTarget, formatCondition } from '../../twitch/subscription.js';
 import { isBlockedStatus } from '../format.js';
 import { isImplicit } from '../../subscriptions/authorization.js';
 
@@ -16,7 +18,10 @@ export async function subscriptionsList(ctx: CommandContext): Promise<number> {
   const result = await helix.list(filter, { signal: ctx.signal });
   const subs = result.subscriptions;
   const config = ctx.config();
-  const implicit = (s: Subscription): boolean => isImplicit(s, config.clientId, config.callbackUrl);
+  // Only to mark the implicit subscriptions on our conduits: an unreadable record marks none there, it fails nothing.
+  const record = await readConduitRecord(config.stateDir).catch(() => undefined);
+  const ownership = ownershipOf(config, record ? [record.conduit_id, ...record.previous] : []);
+  const implicit = (s: Subscription): boolean => isImplicit(s, config.clientId, ownership);
   ctx.out.result(
     {
       total: subs.length,
@@ -49,8 +54,9 @@ function humanList(subs: readonly Subscription[], totalCost: number | undefined,
     `${s.type} v${s.version}${implicit(s) ? ' (implicit)' : ''}`,
     formatCondition(s.condition),
     String(s.cost),
+    describeTarget(s),
   ]);
-  const header = ['ID', 'STATUS', 'TYPE', 'CONDITION', 'COST'];
+  const header = ['ID', 'STATUS', 'TYPE', 'CONDITION', 'COST', 'TRANSPORT'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   return [

@@ -1,11 +1,13 @@
-import { requireWebhook } from '../../config/settings.js';
-import { loadSubscriptionsFile } from '../../config/subscriptions-file.js';
+import { readConduitRecord } from '../../conduit/conduit-store.js';
+import type { Config } from '../../config/settings.js';
+import { deliveryTarget, loadSubscriptionsFile, ownershipOf } from '../../config/subscriptions-file.js';
 import { AppError, ConfigError, EXIT, toAppError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
 import { ApplyInterruptedError, type ApplyProgress } from '../../subscriptions/apply.js';
 import { authorizeCommand, type PendingGrant } from '../../subscriptions/authorization.js';
 import { formatPlan, planSummary, type SyncPlan } from '../../subscriptions/plan.js';
 import { syncSubscriptions, type SyncOutcome } from '../../subscriptions/sync.js';
-import { describeSubscription } from '../../twitch/subscription.js';
+import { describeSubscription, type DeliveryTarget, type Ownership } from '../../twitch/subscription.js';
 import { boolOpt, type CommandContext } from '../command.js';
 
 /** The exit code of a sync stopped by Ctrl-C (SIGINT) or SIGTERM: 128 + SIGINT, as shells report it. */
@@ -23,8 +25,8 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
       setting: 'EVENTSUBD_SUBSCRIPTIONS',
     });
   }
-  const { callbackUrl, secret } = requireWebhook(config);
-  const desired = await loadSubscriptionsFile(config.subscriptionsFile, { callbackUrl, secret });
+  const { target, ownership } = await resolveDelivery(config, ctx.logger);
+  const desired = await loadSubscriptionsFile(config.subscriptionsFile, { target, transport: config.transport });
   const { helix } = await ctx.twitch();
   const dryRun = boolOpt(ctx.args, 'dry-run');
   const prune = boolOpt(ctx.args, 'prune');
@@ -38,7 +40,7 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
       authorizations: helix,
       clientId: config.clientId,
       desired,
-      callbackUrl,
+      ownership,
       prune,
       dryRun,
       signal: ctx.signal,
@@ -74,6 +76,7 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
             created: result.created.length,
             adopted: result.adopted.length,
             recreated: result.recreated,
+            migrated: result.migrated,
             deleted: result.deleted,
             failed: result.failed,
           }
@@ -91,7 +94,7 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
       dryRun
         ? 'Dry run: nothing was changed.'
         : `Applied: ${result!.created.length} created, ${result!.adopted.length} adopted, ${result!.recreated} recreated, ` +
-          `${result!.deleted} deleted, ${result!.failed.length} failed.`,
+          `${outcome.plan.migrate.length > 0 ? `${result!.migrated} migrated, ` : ''}${result!.deleted} deleted, ${result!.failed.length} failed.`,
       ...(result?.failed ?? []).map((f) => `  failed ${f.action} ${f.key}: ${f.code}: ${f.message}`),
       ...waiting.flatMap(waitingLines),
     ],
@@ -103,6 +106,36 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
     throw new AppError('AUTHORIZATION_MISSING', `${count} declared subscription${count === 1 ? ' waits' : 's wait'} for authorization: ${users}; run ${run}`);
   }
   return result && result.failed.length > 0 ? EXIT.RUNTIME : EXIT.OK;
+}
+
+/**
+ * Where a CLI command's subscriptions go and what it owns (SPEC "Conduit transport"). Conduit mode: the conduit
+ * is EVENTSUBD_CONDUIT_ID, else the one the daemon recorded in STATE_DIR/conduit.json; owned are that one, the
+ * conduits it replaced, EVENTSUBD_CONDUIT_ID, and webhooks to EVENTSUB_CALLBACK_URL when set (migrated to the
+ * conduit). Webhook mode: as always, plus the recorded conduits (migrated back to webhooks).
+ * @throws ConfigError (exit 78) naming EVENTSUBD_CONDUIT_ID when no conduit is known, or EVENTSUB_CALLBACK_URL /
+ *   EVENTSUB_SECRET in webhook mode; StateDirError when the conduit record is unreadable in conduit mode.
+ */
+export async function resolveDelivery(config: Config, logger: Logger): Promise<{ target: DeliveryTarget; ownership: Ownership }> {
+  if (config.transport === 'conduit') {
+    const record = await readConduitRecord(config.stateDir);
+    const target = deliveryTarget(config, config.conduit.id ?? record?.conduit_id);
+    return { target, ownership: ownershipOf(config, [record?.conduit_id, ...(record?.previous ?? [])]) };
+  }
+  const target = deliveryTarget(config);
+  let conduits: string[] = [];
+  try {
+    const record = await readConduitRecord(config.stateDir);
+    if (record) conduits = [record.conduit_id, ...record.previous];
+  } catch (err) {
+    // Webhook mode does not need the record: without it, only the conduits' leftovers stay behind. A state
+    // directory that cannot be read at all is reported by its own check, once, with its exit code.
+    const cause = (err as { cause?: { code?: unknown } }).cause;
+    if (typeof cause?.code !== 'string') {
+      logger.warn('Cannot read the conduit record: subscriptions on its conduits are left as they are', { error: toAppError(err) });
+    }
+  }
+  return { target, ownership: ownershipOf(config, conduits) };
 }
 
 /** The plan as `--dry-run` prints it, then what the daemon's own syncs would delete on top (EVENTSUBD_PRUNE). */
@@ -144,7 +177,7 @@ function interrupted(ctx: CommandContext, err: unknown): number {
     {
       interrupted: true,
       done: partial
-        ? { created: partial.created.length, adopted: partial.adopted.length, recreated: partial.recreated, deleted: partial.deleted, failed: partial.failed }
+        ? { created: partial.created.length, adopted: partial.adopted.length, recreated: partial.recreated, migrated: partial.migrated, deleted: partial.deleted, failed: partial.failed }
         : null,
       remaining: remaining.map((r) => ({ action: r.action, subscription: r.key, ...(r.id ? { id: r.id } : {}) })),
     },
