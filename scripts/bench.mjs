@@ -82,7 +82,8 @@ if (args['from-json']) {
 }
 
 for (const s of options.sections) if (!SECTIONS.includes(s)) throw new Error(`Unknown section ${s}: the sections are ${SECTIONS.join(', ')}`);
-if (spawnSync('wrk', ['-v']).error) {
+// Only the receiver's figures load it with wrk.
+if (options.sections.some((s) => s === 'throughput' || s === 'memory') && spawnSync('wrk', ['-v']).error) {
   process.stderr.write('bench: wrk is not installed (Debian: apt-get install wrk)\n');
   process.exit(1);
 }
@@ -122,7 +123,7 @@ function machine() {
     memoryGiB: totalmem() / 1024 ** 3,
     kernel: release(),
     node: process.version,
-    wrk: (spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0] ?? '').replace(/ Copyright.*$/, ''),
+    wrk: (spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'not installed').replace(/ Copyright.*$/, ''),
     twurple,
     eventsubd: `${pkg.version}, commit ${sh('git', ['rev-parse', '--short', 'HEAD']) ?? 'unknown'}${dirty}`,
     stateFs: sh('findmnt', ['-no', 'FSTYPE,SOURCE', '-T', tmpdir()])?.replace(/\s+/g, ' on ') ?? 'unknown',

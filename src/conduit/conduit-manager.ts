@@ -105,7 +105,14 @@ export class ConduitManager {
       conduit = found;
     } else if (this.#record) {
       const recorded = this.#record.conduit_id;
-      conduit = conduits.find((c) => c.id === recorded) ?? (await this.#createReplacing(recorded, signal));
+      const found = conduits.find((c) => c.id === recorded);
+      if (found) conduit = found;
+      else {
+        // The same single flight as a shard's assignment that met the 404: one replacement, however it is found.
+        const gone = new AppError('CONDUIT_NOT_FOUND', `The recorded conduit ${recorded} no longer exists at Twitch`);
+        const id = await this.#replaceLost(recorded, gone, signal);
+        conduit = conduits.find((c) => c.id === id) ?? { id, shard_count: this.#o.shards };
+      }
     } else {
       if (conduits.length > 0) {
         throw new AppError(

@@ -176,6 +176,25 @@ describe('ConduitManager.assignShard()', () => {
     assert.equal(logs.records().filter((r) => r.level === 'warn').length, 1);
   });
 
+  it('a deletion found at once by a sync (ensure) and by shard assignments still makes one new conduit', async (t) => {
+    const { emu, stack, manager, conduits } = await setup(t);
+    const m = manager({ shards: 2 });
+    const old = await m.ensure();
+    const replaced: string[] = [];
+    m.onReplaced((newId) => replaced.push(newId));
+    const sessions = await Promise.all([0, 1].map(() => openSession(t, emu)));
+    await stack.helix.deleteConduit(old);
+    emu.resetStats();
+
+    const [ensured] = await Promise.all([m.ensure(), ...sessions.map((s, i) => m.assignShard(String(i), s))]);
+
+    assert.notEqual(ensured, old);
+    assert.equal(m.conduitId, ensured);
+    assert.deepEqual(conduitCalls(emu).filter((c) => c.startsWith('POST')), [`POST ${CONDUITS} 200`], 'one conduit created');
+    assert.deepEqual(await conduits(), [[ensured, 2]]);
+    assert.deepEqual(replaced, [ensured], 'listeners told once');
+  });
+
   it('a configured conduit deleted while running is CONDUIT_NOT_FOUND: no new conduit is created', async (t) => {
     const rig = await setup(t);
     const [configured] = await createConduits(rig, 1);

@@ -46,13 +46,17 @@ test('a restarted emulator with the same state file keeps clients, tokens, grant
 
 test('the options client wins over the state file client with the same id; the file keeps the others', async (t) => {
   const dir = tempDir();
-  t.after(dir.cleanup);
   const file = join(dir.path, 'state.json');
   const first = await startEmulator({ clock: new FakeClock(), stateFile: file, clients: [{ clientId: 'aaaaaaaaaa', clientSecret: 'old-secret-0123' }, {}] });
   const generated = first.clients[1]!;
   await first.close();
   const second = await startEmulator({ clock: new FakeClock(), stateFile: file, clients: [{ clientId: 'aaaaaaaaaa', clientSecret: 'new-secret-0123' }] });
-  t.after(() => second.close());
+  // after() hooks run in the order they were added: the emulator writes its state file as it closes, then the
+  // directory goes (the other way round, rmdir met the file being written: ENOTEMPTY).
+  t.after(async () => {
+    await second.close();
+    dir.cleanup();
+  });
   assert.deepEqual(
     second.clients.map((c) => [c.clientId, c.clientSecret]),
     [
