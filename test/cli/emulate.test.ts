@@ -57,6 +57,7 @@ test('emulate takes TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET from .env and does
   const run = emulate([], { dotenv: { TWITCH_CLIENT_ID: CLIENT_ID, TWITCH_CLIENT_SECRET: CLIENT_SECRET } });
   const authUrl = await started(t, run);
   assert.match(run.out(), new RegExp(`TWITCH_CLIENT_ID=${CLIENT_ID}`));
+  assert.match(run.out(), /^TWITCH_EVENTSUB_WS_URL=ws:\/\/127\.0\.0\.1:\d+\/ws$/m, 'conduit mode: the EventSub WebSocket URL');
   assert.ok(!run.out().includes(CLIENT_SECRET), 'a secret the user already has is not echoed');
   assert.equal((await mint(authUrl, CLIENT_ID, CLIENT_SECRET)).status, 200);
   assert.equal(await run.stop(), 0);

@@ -89,6 +89,9 @@ describe('loadConfig()', () => {
     assert.equal(c.clientSecret, 'from-credential');
     assert.deepEqual(c.eventsubSecrets, ['credential-webhook-secret']);
     assert.equal(c.accessToken, undefined, 'an absent credential is simply unset');
+    // The unit's fallback for a missing webhook secret file (SetCredential=eventsub_secret:\x20): blank is unset.
+    files['/creds/eventsub_secret'] = ' ';
+    assert.deepEqual(loadConfig({ CREDENTIALS_DIRECTORY: '/creds' }, { readFile }).eventsubSecrets, []);
     const err = configError(() => loadConfig({ TWITCH_CLIENT_SECRET_FILE: '/missing' }, { readFile }));
     assert.match(err.message, /^TWITCH_CLIENT_SECRET_FILE: cannot read \/missing: ENOENT$/);
   });

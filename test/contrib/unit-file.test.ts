@@ -41,6 +41,8 @@ test('contrib/eventsubd.service has the directives SPEC.md asks for', () => {
   const creds = d.get('LoadCredential') ?? [];
   assert.ok(creds.some((c) => c.startsWith('twitch_client_secret:')), 'client secret as a credential');
   assert.ok(creds.some((c) => c.startsWith('eventsub_secret:')), 'webhook secret as a credential');
+  // Conduit mode needs no webhook secret: an empty default, so that a missing file does not fail the start.
+  assert.deepEqual(d.get('SetCredential'), ['eventsub_secret:\\x20']);
 });
 
 test('systemd-analyze verify accepts the unit with no warning', (t) => {

@@ -43,6 +43,7 @@ export async function emulate(ctx: CommandContext): Promise<number> {
       url: emulator.url,
       auth_url: emulator.authUrl,
       api_url: emulator.apiUrl,
+      eventsub_ws_url: `${emulator.url.replace(/^http/, 'ws')}/ws`,
       client_id: client.clientId,
       client_secret: client.clientSecret,
     },
@@ -52,6 +53,8 @@ export async function emulate(ctx: CommandContext): Promise<number> {
       `TWITCH_API_URL=${emulator.apiUrl}`,
       `TWITCH_CLIENT_ID=${client.clientId}`,
       `TWITCH_CLIENT_SECRET=${client.clientSecret}`,
+      '# conduit mode (EVENTSUBD_TRANSPORT=conduit): the EventSub WebSocket server',
+      `TWITCH_EVENTSUB_WS_URL=${emulator.url.replace(/^http/, 'ws')}/ws`,
       '# twitch-cli style mock paths are served too: ' + `${emulator.url}/auth/token, /auth/validate, /auth/revoke, /auth/authorize, /mock/...`,
     ],
   );
