@@ -83,6 +83,9 @@ export interface ShardView {
 const CLOSE_GRACE_MS = 1_000;
 /** Unknown message types remembered for "warn once per type"; a hostile server cannot make it grow beyond this. */
 const MAX_UNKNOWN_TYPES = 100;
+/** Bad frames (malformed, binary) each logged before the log thins out to one in MALFORMED_LOG_EVERY. */
+const MALFORMED_LOGGED = 10;
+const MALFORMED_LOG_EVERY = 1000;
 
 /** What a socket is to the shard: the connection in use, the one replacing it after session_reconnect, or one on its way out. */
 type Role = 'primary' | 'successor' | 'retired';
@@ -99,6 +102,8 @@ interface Conn {
   endedBy: string | null;
   /** The end was already logged where it was decided (welcome timeout, silence, assignment refused). */
   announced: boolean;
+  /** A successor to the configured URL, opened because the reconnect URL failed: no second fallback after it. */
+  fallback: boolean;
   /** Aborted when the socket closes: its timers and an assignment in flight. */
   readonly timers: AbortController;
   /** Aborted at the welcome: the welcome timer. */
@@ -218,6 +223,7 @@ export class Shard {
       assignedAt: null,
       endedBy: null,
       announced: false,
+      fallback: false,
       timers: new AbortController(),
       welcome: new AbortController(),
       closed: new Promise<void>((resolve) => (resolveClosed = resolve)),
@@ -251,7 +257,7 @@ export class Shard {
     const bytes = buffer.length;
     if (isBinary) {
       this.#view.malformedFrames++;
-      this.#logger.warn('Ignored a binary frame: EventSub sends only text', { bytes });
+      if (this.#shouldWarnMalformed()) this.#logger.warn('Ignored a binary frame: EventSub sends only text', { bytes, malformedFrames: this.#view.malformedFrames });
       return;
     }
     this.#handle(conn, parseShardFrame(buffer.toString('utf8')), bytes);
@@ -276,9 +282,17 @@ export class Shard {
         return;
       case 'malformed':
         this.#view.malformedFrames++;
-        this.#logger.warn('Ignored a malformed frame', { reason: frame.reason, messageId: frame.messageId, messageType: frame.messageType, bytes });
+        if (this.#shouldWarnMalformed()) {
+          this.#logger.warn('Ignored a malformed frame', { reason: frame.reason, messageId: frame.messageId, messageType: frame.messageType, bytes, malformedFrames: this.#view.malformedFrames });
+        }
         return;
     }
+  }
+
+  /** The first few bad frames are each logged, then one in MALFORMED_LOG_EVERY: a hostile server cannot flood the log. */
+  #shouldWarnMalformed(): boolean {
+    const n = this.#view.malformedFrames;
+    return n <= MALFORMED_LOGGED || n % MALFORMED_LOG_EVERY === 0;
   }
 
   #deliver(frame: Extract<ShardFrame, { kind: 'notification' | 'revocation' }>): void {
@@ -408,8 +422,17 @@ export class Shard {
     const why = conn.endedBy ?? `Closed by the server: ${code} (${closeMeaning(code).meaning})`;
     if (conn.role === 'successor') {
       this.#successor = undefined;
-      this.#logger.warn('The reconnect URL failed: keeping the old connection until it closes', { code, reason: why });
       this.#update({ lastError: `The move to the reconnect URL failed: ${why}` });
+      // Make-before-break all the same: a fresh session beside the old one, assigned in its place once welcomed,
+      // rather than waiting for Twitch to close the old one (4004) and reconnecting after it with a gap.
+      const next = conn.fallback || !this.#primary ? undefined : this.#open(this.#o.url, 'successor');
+      if (next) {
+        next.fallback = true;
+        this.#successor = next;
+        this.#logger.warn('The reconnect URL failed: opening a fresh connection, the old one is read until it is assigned', { code, reason: why });
+      } else {
+        this.#logger.warn('The reconnect URL failed: keeping the old connection until it closes', { code, reason: why });
+      }
       return;
     }
     this.#primary = undefined;

@@ -185,27 +185,28 @@ test('shard moving to the same session before its first assignment completed ass
   assert.deepEqual(server.inbound(), []);
 });
 
-test('shard keeps the old socket when the reconnect URL refuses connections, then starts fresh at the configured URL when it closes (4004)', async (t) => {
-  const server = await hostileServer(t, (c) => send(c, welcomeFrame(`s${server.conns.length - 1}`)));
+test('shard: a reconnect URL that refuses connections is replaced by a fresh session beside the old one, which is read until the new one is assigned', async (t) => {
+  const server = await hostileServer(t);
   const rig = makeShard(t, { url: server.url });
   rig.shard.start();
   const old = await server.conn(0);
+  send(old, welcomeFrame('s0'));
   await assignedTo(rig, 's0');
   send(old, reconnectFrame('s0', `ws://127.0.0.1:${await closedPort()}/ws?reconnect=gone`));
-  await untilTurn(() => rig.logs.some((l) => l.msg.startsWith('The reconnect URL failed')), 'the failed move');
-  send(old, notificationFrame('still-read'));
-  await untilTurn(() => rig.messages.length === 1, 'a message on the old socket');
-  assert.equal(rig.shard.view().state, 'assigned');
-  assert.equal(rig.shard.view().sessionId, 's0');
-  old.ws.close(4004);
   const fresh = await server.conn(1);
-  assert.equal(fresh.url, '/ws');
+  assert.equal(fresh.url, '/ws', 'the configured URL, not the reconnect URL');
+  assert.ok(rig.logs.some((l) => l.msg.startsWith('The reconnect URL failed: opening a fresh connection')));
+  send(old, notificationFrame('still-read'));
+  await untilTurn(() => rig.messages.length === 1, 'a message on the old socket while the fresh one is not yet welcomed');
+  assert.equal(rig.shard.view().sessionId, 's0');
+  send(fresh, welcomeFrame('s1'));
   await assignedTo(rig, 's1');
-  assert.equal(rig.shard.view().lastCloseCode, 4004);
+  assert.equal(await old.closed, 1000, 'the old socket closed by the client once the new session is assigned');
+  assert.deepEqual(rig.assigned, ['s0', 's1']);
   assert.deepEqual(server.inbound(), []);
 });
 
-test('shard keeps the old socket when the reconnect URL never welcomes or closes with 4007, and starts fresh at the configured URL after', async (t) => {
+test('shard: when the reconnect URL never welcomes and the fresh session fails too (4007), the old socket is kept until it closes (4004), then a fresh connection', async (t) => {
   const server = await hostileServer(t);
   const rig = makeShard(t, { url: server.url, welcomeTimeoutMs: 300 });
   rig.shard.start();
@@ -214,11 +215,12 @@ test('shard keeps the old socket when the reconnect URL never welcomes or closes
   await assignedTo(rig, 's0');
   send(old, reconnectFrame('s0', `${server.url}?reconnect=mute`));
   const mute = await server.conn(1);
+  assert.equal(mute.url, '/ws?reconnect=mute', 'the reconnect URL exactly as given');
   assert.equal(await mute.closed, 1006, 'dropped after the welcome timeout');
-  send(old, reconnectFrame('s0', `${server.url}?reconnect=invalid`));
-  const invalid = await server.conn(2);
-  invalid.ws.close(4007);
-  await untilTurn(() => rig.logs.filter((l) => l.msg.startsWith('The reconnect URL failed')).length === 2, 'two failed moves');
+  const fallback = await server.conn(2);
+  assert.equal(fallback.url, '/ws');
+  fallback.ws.close(4007);
+  await untilTurn(() => rig.logs.some((l) => l.msg.startsWith('The reconnect URL failed: keeping the old connection')), 'no second fallback');
   send(old, notificationFrame('still-read'));
   await untilTurn(() => rig.messages.length === 1, 'a message on the old socket');
   assert.equal(rig.shard.view().sessionId, 's0');
@@ -227,7 +229,24 @@ test('shard keeps the old socket when the reconnect URL never welcomes or closes
   assert.equal(fresh.url, '/ws', 'the configured URL, not a reconnect URL');
   send(fresh, welcomeFrame('s3'));
   await assignedTo(rig, 's3');
+  assert.equal(rig.shard.view().lastCloseCode, 4004);
   assert.deepEqual(server.inbound(), []);
+});
+
+test('shard: a flood of malformed frames is counted, but the log thins out (the first 10, then one in 1000)', async (t) => {
+  const server = await hostileServer(t);
+  const rig = makeShard(t, { url: server.url });
+  rig.shard.start();
+  const conn = await server.conn(0);
+  send(conn, welcomeFrame('s0'));
+  await assignedTo(rig, 's0');
+  for (let i = 0; i < 2_050; i++) conn.ws.send(i % 2 === 0 ? '{"not json' : Buffer.from([1, 2, 3]));
+  send(conn, notificationFrame('after-the-flood'));
+  await untilTurn(() => rig.messages.length === 1, 'the good message after the flood');
+  assert.equal(rig.shard.view().malformedFrames, 2_050);
+  const warnings = rig.logs.filter((l) => l.msg === 'Ignored a malformed frame' || l.msg.startsWith('Ignored a binary frame'));
+  assert.deepEqual(warnings.map((l) => l.malformedFrames), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1000, 2000]);
+  assert.equal(rig.shard.view().state, 'assigned', 'the connection is kept');
 });
 
 test('shard counts and warns about malformed frames without logging their content, and keeps the connection', async (t) => {
