@@ -174,7 +174,9 @@ test('a killed connection is re-assigned within keepalive + 5 s; only what the e
     });
   }, { timeoutMs: 20_000 });
   const keepaliveMs = 10_000; // the emulator's default keepalive_timeout_seconds
-  assert.ok(Date.now() - killedAt < keepaliveMs + 5_000, `re-assigned after ${Date.now() - killedAt} ms`);
+  const reassignedMs = Date.now() - killedAt;
+  t.diagnostic(`shards 1 and 2 re-assigned ${reassignedMs} ms after the kill; ${sent.filter((x) => x.dropped).length} of ${sent.length} events dropped by the emulator`);
+  assert.ok(reassignedMs < keepaliveMs + 5_000, `re-assigned after ${reassignedMs} ms`);
   await assertExactlyOnce(f, sent, 'events sent around the kill');
   const dropped = sent.filter((s) => s.dropped).length;
   assert.ok(dropped > 0 && dropped < sent.length, `some events dropped by the emulator (${dropped} of ${sent.length})`);
