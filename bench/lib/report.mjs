@@ -155,6 +155,11 @@ function machineSection(r) {
 function closingSection(r, evaluation) {
   const missed = evaluation.goals.filter((g) => g.met === false);
   const out = ['## Closing note', ''];
+  const measured = evaluation.goals.filter((g) => g.met !== undefined && g.met !== null);
+  if (measured.length === 0) {
+    out.push('No goal was measured in this run (only these sections ran: ' + Object.keys(r.sections).join(', ') + ').', '');
+    return out.join('\n');
+  }
   if (missed.length === 0) {
     out.push('Every goal was met in this run. Next: run it on a quiet machine and watch the ratios between releases.', '');
     return out.join('\n');
