@@ -17,6 +17,7 @@ import { closeSyncEmulator, desiredSet, runSync } from '../bench/sections/sync.m
 import { runPaced, runThroughput } from '../bench/sections/throughput.mjs';
 import { runTokenChurn } from '../bench/sections/tokens.mjs';
 import { runConduit } from '../bench/sections/conduit.mjs';
+import { redisServerVersion, startBenchRedis } from '../bench/lib/redis-server.mjs';
 
 const SECTIONS = ['startup', 'tokens', 'throughput', 'memory', 'sync', 'conduit'];
 const MIB = 1024 * 1024;
@@ -125,6 +126,7 @@ function machine() {
     node: process.version,
     wrk: (spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'not installed').replace(/ Copyright.*$/, ''),
     twurple,
+    redis: redisServerVersion() ?? 'redis-server not installed',
     eventsubd: `${pkg.version}, commit ${sh('git', ['rev-parse', '--short', 'HEAD']) ?? 'unknown'}${dirty}`,
     stateFs: sh('findmnt', ['-no', 'FSTYPE,SOURCE', '-T', tmpdir()])?.replace(/\s+/g, ' on ') ?? 'unknown',
     tmpdir: tmpdir(),
@@ -161,13 +163,33 @@ try {
   await section('startup', () => runStartup(ctx, { rounds: options.startupRounds }));
   await section('tokens', () => runTokenChurn(ctx, { count: options.tokenCalls }));
   await section('throughput', async () => {
-    const runs = await runThroughput(ctx);
+    // The Redis journal's figure (issue 15) runs in the same rounds, against a durable redis-server of its own.
+    let redis;
+    let redisMissing;
+    try {
+      redis = await startBenchRedis(tmpDir);
+      log(`redis-server for the Redis journal figure: ${redis.url} (appendonly yes, appendfsync always), ${redis.version}`);
+    } catch (err) {
+      redisMissing = err instanceof Error ? err.message : String(err);
+      log('');
+      log('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+      log(`!!! NO REDIS JOURNAL FIGURE: cannot start redis-server: ${redisMissing}`);
+      log('!!! Install it (Debian: apt-get install redis-server) and run the bench again.');
+      log('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+      log('');
+    }
+    let runs;
+    try {
+      runs = await runThroughput({ ...ctx, redis });
+    } finally {
+      await redis?.stop();
+    }
     const paced = await runPaced(ctx, runs, PACED_CONNECTIONS);
     const tmpfs = await runTmpfs(ctx, options.tmpfsRounds);
     const profile = await runProfile(ctx, 32);
     const fsync = await fdatasyncLatency(tmpdir());
     const commits = await commitRates(tmpdir(), quick ? 1 : 3);
-    return { runs, paced, tmpfs, profile, fsync, commits };
+    return { runs, paced, tmpfs, profile, fsync, commits, redis: redis ? { version: redis.version } : { missing: redisMissing } };
   });
   await section('memory', async () => {
     const notifications = await runMemoryNotifications(ctx, { count: options.notifications, goalBytes: options.goals.afterBytes });

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { ROOT } from './helpers/cli.js';
 
 const SRC = join(ROOT, 'src');
-const FEATURES = ['auth', 'conduit', 'config', 'delivery', 'emulator', 'journal', 'receiver', 'subscriptions'];
+const FEATURES = ['auth', 'conduit', 'config', 'delivery', 'emulator', 'journal', 'receiver', 'storage', 'subscriptions'];
 
 /** What each top-level part of src/ may import, besides itself. */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -27,6 +27,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   emulator: ['twitch', 'lib'],
   journal: ['lib'],
   receiver: ['twitch', 'lib'],
+  // Redis's implementations of the journal, cursors, token record, conduit record, locks and leases.
+  storage: ['auth', 'conduit', 'config', 'journal', 'twitch', 'lib'],
   subscriptions: ['twitch', 'lib'],
   twitch: ['lib'],
   lib: [],

@@ -10,6 +10,7 @@ const RECEIVER_NAMES = {
   eventsubd: 'eventsubd, group commit (as shipped)',
   'eventsubd-each': 'eventsubd, one fdatasync per notification',
   twurple: 'Twurple EventSubHttpListener',
+  'eventsubd-redis': 'eventsubd, Redis journal (appendfsync always)',
   'eventsubd on tmpfs': 'eventsubd, state on tmpfs (no disk)',
 };
 
@@ -64,10 +65,15 @@ export function throughputSection(r) {
     '  EVENTSUBD_STATE_DIR=$(mktemp -d) EVENTSUBD_JOURNAL_FSYNC=group TWITCH_CLIENT_ID=… TWITCH_CLIENT_SECRET=… \\',
     '  TWITCH_AUTH_URL=… TWITCH_API_URL=… EVENTSUBD_LOG_LEVEL=warn node dist/main.js run   # …FSYNC=each for figure 2',
     'node bench/servers/twurple.mjs PORT SECRET         # EventSubHttpListener, managed: false, onStreamOnline(\'1337\')',
+    '# eventsubd with its journal in Redis: the same, plus a redis-server started by the bench on a free loopback port in a',
+    '# temporary dir (redis-server --appendonly yes --appendfsync always --save \'\'), a key prefix per run:',
+    '#   EVENTSUBD_REDIS_URL=redis://127.0.0.1:RPORT EVENTSUBD_REDIS_PREFIX=bench-PORT-TIME EVENTSUBD_REDIS_DURABILITY=fsync',
     `${t.runs[0]?.command ?? 'wrk …'}`,
     '```',
     '',
   ];
+  if (t.redis?.missing) out.push(`**No Redis journal figure in this run**: ${t.redis.missing}.`, '');
+  else if (t.redis?.version) out.push(`Redis: ${t.redis.version}.`, '');
   for (const c of o.connections) {
     out.push(`### ${c} connections`, '');
     out.push(table(['receiver', 'req/s', '× plain', 'p50', 'p99', 'receiver CPU', 'wrk CPU', 'valid runs'], receiverRows(t.runs, c, true)), '');

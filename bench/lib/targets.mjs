@@ -3,6 +3,8 @@
  * - `plain`: node:http reading the body and answering 204 (the ceiling);
  * - `eventsubd`: `node dist/main.js run` as shipped (group commit), with a fresh state directory;
  * - `eventsubd-each`: the same with EVENTSUBD_JOURNAL_FSYNC=each (one fdatasync per notification);
+ * - `eventsubd-redis`: the same with the journal in Redis (`redisUrl`: the bench's redis-server, `appendfsync
+ *   always`; EVENTSUBD_REDIS_DURABILITY=fsync checks it), under a key prefix of its own;
  * - `twurple`: @twurple/eventsub-http's listener in unmanaged mode.
  * (`stateRoot` puts eventsubd's state directory elsewhere, e.g. on tmpfs, where fdatasync costs nothing.)
  * Each exposes `counts()` so a run can prove that every answered request was accepted (journaled, or
@@ -68,7 +70,7 @@ async function startIpcServer(script, args) {
 }
 
 /** Starts one receiver; resolves with `{name, url, pid, counts(), stop()}`. */
-export async function startTarget(name, { emulator, extraEnv = {}, nodeArgs = [], stateRoot = tmpdir() } = {}) {
+export async function startTarget(name, { emulator, extraEnv = {}, nodeArgs = [], stateRoot = tmpdir(), redisUrl } = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   if (name === 'plain' || name === 'twurple') {
@@ -87,7 +89,13 @@ export async function startTarget(name, { emulator, extraEnv = {}, nodeArgs = []
   }
   const fsync = name === 'eventsubd-each' ? 'each' : 'group';
   const stateDir = mkdtempSync(join(stateRoot, 'eventsubd-bench-'));
-  const env = daemonEnv({ emulator, listen: `127.0.0.1:${port}`, stateDir, extra: { EVENTSUBD_JOURNAL_FSYNC: fsync, ...extraEnv } });
+  const redis = {};
+  if (name === 'eventsubd-redis') {
+    if (!redisUrl) throw new Error('eventsubd-redis needs the bench\'s redis-server (redisUrl)');
+    // A prefix per run: the runs share the server, not their journals nor their de-duplication keys.
+    Object.assign(redis, { EVENTSUBD_REDIS_URL: redisUrl, EVENTSUBD_REDIS_PREFIX: `bench-${port}-${Date.now()}`, EVENTSUBD_REDIS_DURABILITY: 'fsync' });
+  }
+  const env = daemonEnv({ emulator, listen: `127.0.0.1:${port}`, stateDir, extra: { EVENTSUBD_JOURNAL_FSYNC: fsync, ...redis, ...extraEnv } });
   const handle = startChild(process.execPath, [...nodeArgs, BIN, 'run'], { env, cwd: stateDir });
   const failed = handle.exited.then((code) => {
     throw new Error(`eventsubd exited ${code}: ${handle.stderr}`);

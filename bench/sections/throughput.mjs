@@ -15,6 +15,8 @@ import { SECRET, startTarget } from '../lib/targets.mjs';
 import { runWrk } from '../lib/wrk.mjs';
 
 export const TARGETS = ['plain', 'eventsubd', 'eventsubd-each', 'twurple'];
+/** With the bench's redis-server (`ctx.redis`), the receiver with its journal in Redis joins the same rounds. */
+const targetsOf = (ctx) => (ctx.redis ? [...TARGETS, 'eventsubd-redis'] : TARGETS);
 /** Receivers measured at the first concurrency only (one fdatasync per notification: figure 2 needs one). */
 const FIRST_CONCURRENCY_ONLY = new Set(['eventsubd-each']);
 /** Upper bound on any receiver's rate here, to size the corpus of a round (req/s). */
@@ -51,7 +53,7 @@ function voidReason(r, accepted, rejected) {
  * run around the measured run.
  */
 export async function measureRun(ctx, { target, connections, corpora, limits, rate = 0, targetOptions = {}, hooks = {} }) {
-  const t = await startTarget(target, { emulator: ctx.emulator, ...targetOptions });
+  const t = await startTarget(target, { emulator: ctx.emulator, redisUrl: ctx.redis?.url, ...targetOptions });
   try {
     const warm = await runWrk({ url: t.url, corpus: corpora.warm, limit: limits.warm, connections, seconds: ctx.warmSeconds, rate });
     const before = await settledCounts(t);
@@ -106,7 +108,7 @@ export async function runThroughput(ctx) {
     const corpora = await roundCorpora(ctx, 'round');
     const conns = round % 2 ? ctx.connections : [...ctx.connections].reverse();
     for (const connections of conns) {
-      for (const target of rotate(TARGETS, round - 1)) {
+      for (const target of rotate(targetsOf(ctx), round - 1)) {
         if (FIRST_CONCURRENCY_ONLY.has(target) && connections !== ctx.connections[0]) continue;
         const key = `${target}@${connections}`;
         const limits = { warm: limitFor(best.get(key), ctx.warmSeconds), main: limitFor(best.get(key), ctx.seconds) };

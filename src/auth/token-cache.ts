@@ -63,6 +63,49 @@ const TokenFile = z
   })
   .loose();
 
+/** The record's JSON text (token.json's, and the Redis record's): snake_case, ISO times, `expires_at: null` for never. */
+export function formatTokenRecord(token: AppToken, indent?: number): string {
+  return JSON.stringify(
+    {
+      access_token: token.reveal(),
+      client_id: token.clientId,
+      obtained_at: isoTime(token.obtainedAt),
+      expires_at: isoTime(token.expiresAt),
+      validated_at: isoTime(token.validatedAt),
+    },
+    null,
+    indent,
+  );
+}
+
+/**
+ * A record's text as a CachedToken; undefined, with one warning naming `what` and `where` (never the token), when it
+ * is not JSON or not of the expected shape.
+ */
+export function parseTokenRecord(raw: string, logger: Logger, what: string, where: Record<string, unknown>): CachedToken | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    logger.warn(`Ignoring ${what}: it is not valid JSON`, where);
+    return undefined;
+  }
+  const parsed = TokenFile.safeParse(json);
+  if (!parsed.success) {
+    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(root)'))];
+    logger.warn(`Ignoring ${what}: it does not have the expected shape`, { ...where, fields });
+    return undefined;
+  }
+  const f = parsed.data;
+  return {
+    accessToken: f.access_token,
+    clientId: f.client_id,
+    obtainedAt: f.obtained_at,
+    expiresAt: f.expires_at ?? NEVER,
+    validatedAt: f.validated_at ?? undefined,
+  };
+}
+
 export class TokenCache implements TokenStore {
   readonly #dir: string;
   readonly #file: string;
@@ -98,27 +141,7 @@ export class TokenCache implements TokenStore {
       const why = code === 'ELOOP' ? 'it is a symbolic link' : (err as Error).message;
       throw new StateDirError(`Cannot read the token cache ${this.#file}: ${why}`, { cause: err });
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      this.#logger.warn('Ignoring the token cache: it is not valid JSON', { path: this.#file });
-      return undefined;
-    }
-    const parsed = TokenFile.safeParse(json);
-    if (!parsed.success) {
-      const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(root)'))];
-      this.#logger.warn('Ignoring the token cache: it does not have the expected shape', { path: this.#file, fields });
-      return undefined;
-    }
-    const f = parsed.data;
-    return {
-      accessToken: f.access_token,
-      clientId: f.client_id,
-      obtainedAt: f.obtained_at,
-      expiresAt: f.expires_at ?? NEVER,
-      validatedAt: f.validated_at ?? undefined,
-    };
+    return parseTokenRecord(raw, this.#logger, 'the token cache', { path: this.#file });
   }
 
   /**
@@ -126,17 +149,7 @@ export class TokenCache implements TokenStore {
    * @throws StateDirError naming the path when the directory or the file cannot be written.
    */
   async write(token: AppToken): Promise<void> {
-    const body = JSON.stringify(
-      {
-        access_token: token.reveal(),
-        client_id: token.clientId,
-        obtained_at: isoTime(token.obtainedAt),
-        expires_at: isoTime(token.expiresAt),
-        validated_at: isoTime(token.validatedAt),
-      },
-      null,
-      2,
-    );
+    const body = formatTokenRecord(token, 2);
     await this.#ensureDir();
     const tmp = join(this.#dir, `.token.json.${randomUUID()}.tmp`);
     try {

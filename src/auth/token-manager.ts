@@ -3,8 +3,10 @@
  * single-flight acquisition shared by every caller, a cache shared across processes, a 401 re-mint only
  * when the rejected token is still the current one, hourly validation, proactive rotation with revocation
  * of the old token, and a supplied token that is refused loudly, never silently replaced.
+ * With several replicas (README.md "Running several replicas") only the leader mints, rotates and revokes; a
+ * follower (`mayMint()` false) uses the token of the shared store and waits for the leader to replace it.
  */
-import type { Clock } from '../lib/clock.js';
+import { MAX_TIMER_MS, type Clock } from '../lib/clock.js';
 import { AbortedError, AppError, TokenRefusedError, throwIfAborted, toAppError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { AppToken } from '../twitch/tokens.js';
@@ -38,12 +40,40 @@ export interface TokenManagerOptions {
   mintAttempts?: number | undefined;
   /** Called once, after `start()` resolved, when a supplied token is refused: the daemon must stop (exit 77). */
   onFatal?: ((err: AppError) => void) | undefined;
+  /**
+   * Whether this process may mint, rotate and revoke now; asked before each of them. False on a follower replica:
+   * it never writes the shared store, takes the token the store holds (at start and whenever the store's watch
+   * reports a change), and after a 401 waits for the leader to write a new one. Call `roleChanged()` when the
+   * answer changes. Default: always true (one process, or a CLI).
+   */
+  mayMint?: (() => boolean) | undefined;
+  /** How long a follower's call waits for the leader's token (none in the store, or after a 401) before it fails, ms. Default 30 s. */
+  leaderWaitMs?: number | undefined;
+}
+
+/** A follower found no usable token in the shared store: the leader has not written one (yet). */
+class LeaderTokenPending extends AppError {
+  constructor() {
+    super('TOKEN_UNAVAILABLE', "No app token yet: waiting for the leader's token in the shared store (a follower replica never mints)");
+  }
+}
+
+/** The store as a follower sees it: read only (a refused token is left for the leader to replace, never removed). */
+function readOnly(store: TokenStore): TokenStore {
+  return {
+    read: () => store.read(),
+    write: () => Promise.resolve(),
+    remove: () => Promise.resolve(),
+    withLock: (fn) => fn(),
+  };
 }
 
 export class TokenManager implements TokenSource {
-  readonly #o: TokenManagerOptions & { logger: Logger; validateIntervalMs: number; random: () => number };
+  readonly #o: TokenManagerOptions & { logger: Logger; validateIntervalMs: number; random: () => number; leaderWaitMs: number };
   readonly #stats: TokenStats = { mints: 0, validations: 0, revocations: 0, rotations: 0 };
   readonly #acq: TokenAcquirer;
+  /** A follower's acquirer: adopts from the store, never mints nor writes. */
+  readonly #follower: TokenAcquirer;
   readonly #revokeDeps: RevokeDeps;
   readonly #flight = new SingleFlight<AppToken>();
   readonly #lifetime = new AbortController();
@@ -56,6 +86,9 @@ export class TokenManager implements TokenSource {
   #running = false;
   #checkingCache = false;
   #cacheAgain = false;
+  /** Counts store changes, swaps and role changes, so that a follower's wait never misses one that came just before it. */
+  #changes = 0;
+  readonly #wakers = new Set<() => void>();
 
   constructor(options: TokenManagerOptions) {
     this.#o = {
@@ -63,8 +96,9 @@ export class TokenManager implements TokenSource {
       logger: options.logger ?? silentLogger,
       validateIntervalMs: options.validateIntervalMs ?? 3_600_000,
       random: options.random ?? Math.random,
+      leaderWaitMs: options.leaderWaitMs ?? 30_000,
     };
-    this.#acq = new TokenAcquirer({
+    const deps = {
       clientId: options.clientId,
       oauth: options.oauth,
       cache: options.cache,
@@ -74,8 +108,10 @@ export class TokenManager implements TokenSource {
       random: this.#o.random,
       mintAttempts: options.mintAttempts ?? 3,
       stats: this.#stats,
-    });
-    this.#revokeDeps = { ...options, logger: this.#o.logger, stats: this.#stats, markBad: (fp) => this.#acq.markBad(fp) };
+    };
+    this.#acq = new TokenAcquirer(deps);
+    this.#follower = new TokenAcquirer({ ...deps, cache: readOnly(options.cache), canMint: false });
+    this.#revokeDeps = { ...options, logger: this.#o.logger, stats: this.#stats, markBad: (fp) => this.#markBad(fp) };
   }
 
   /** Counters since construction. */
@@ -88,15 +124,20 @@ export class TokenManager implements TokenSource {
    * While the background loop runs, rotation is its job: an unexpired token is returned as is.
    * @throws TokenRefusedError for a refused supplied token; AppError TOKEN_UNAVAILABLE; AbortedError.
    */
-  async getToken(signal?: AbortSignal): Promise<AppToken> {
+  getToken(signal?: AbortSignal): Promise<AppToken> {
+    return this.#getToken(signal, this.#o.leaderWaitMs);
+  }
+
+  /** `getToken()`; a follower without a token waits up to `leaderWaitMs` for the leader's. */
+  async #getToken(signal: AbortSignal | undefined, leaderWaitMs: number): Promise<AppToken> {
     throwIfAborted(signal);
     if (this.#refusal) throw this.#refusal;
     const current = this.#current;
     const now = this.#o.clock.now();
     if (current && (current.origin === 'supplied' ? now < current.expiresAt : !isExpiring(current, now))) return current;
-    if (current && this.#running && now < current.expiresAt) return current;
+    if (current && (this.#running || !this.#leading()) && now < current.expiresAt) return current; // rotation is the loop's, or the leader's, job
     try {
-      return await this.#share(signal, (s) => this.#acquire(s));
+      return await this.#obtain(signal, leaderWaitMs);
     } catch (err) {
       const still = this.#current;
       if (signal?.aborted || this.#refusal || !still || this.#o.clock.now() >= still.expiresAt) throw err;
@@ -108,7 +149,8 @@ export class TokenManager implements TokenSource {
 
   /**
    * Helix answered 401 to `rejected`. One shared re-mint if it is still the current token, else the
-   * current token at once. A supplied token is refused (TOKEN_INVALID), never replaced.
+   * current token at once. A supplied token is refused (TOKEN_INVALID), never replaced. A follower does not
+   * mint: it takes a newer token from the store, or waits up to `leaderWaitMs` for the leader to write one.
    */
   async tokenRejected(rejected: AppToken, signal?: AbortSignal): Promise<AppToken> {
     throwIfAborted(signal);
@@ -120,9 +162,16 @@ export class TokenManager implements TokenSource {
       this.#refuse(err);
       throw err;
     }
-    this.#acq.markBad(rejected.fingerprint);
+    this.#markBad(rejected.fingerprint);
     const current = this.#current;
     if (current && !current.sameValueAs(rejected)) return current;
+    if (!this.#leading()) {
+      if (current) {
+        this.#o.logger.warn('Twitch rejected the current app token; waiting for the leader to replace it', { fingerprint: current.fingerprint });
+        this.#current = undefined; // later callers wait for the leader's token too, instead of using the dead one
+      }
+      return this.#fromLeader(signal, this.#o.leaderWaitMs, rejected);
+    }
     if (current) {
       this.#o.logger.warn('Twitch rejected the current app token; minting a new one', { fingerprint: current.fingerprint });
       this.#current = undefined; // later callers join the re-mint instead of using the dead token
@@ -148,15 +197,22 @@ export class TokenManager implements TokenSource {
     const loopSignal = signal ? AbortSignal.any([this.#lifetime.signal, signal]) : this.#lifetime.signal;
     let failures = 0;
     try {
-      await this.getToken(loopSignal);
+      await this.#getToken(loopSignal, 0); // a follower does not hold the start back waiting for the leader
     } catch (err) {
       const e = toAppError(err);
       if (e.code === 'ABORTED' || (isRefusal(e) && this.#o.suppliedToken !== undefined)) throw e;
-      this.#o.logger.warn('No app token yet; retrying in the background', { error: e });
-      failures = 1;
+      if (e instanceof LeaderTokenPending) {
+        this.#o.logger.info("No app token in the shared store yet; waiting for the leader's", { error: e });
+      } else {
+        this.#o.logger.warn('No app token yet; retrying in the background', { error: e });
+        failures = 1;
+      }
     }
     this.#running = true;
-    this.#o.cache.watch?.(() => void this.#cacheChanged(loopSignal), loopSignal);
+    this.#o.cache.watch?.(() => {
+      this.#changed();
+      void this.#cacheChanged(loopSignal);
+    }, loopSignal);
     const loop = runTokenLoop(
       this.#loopHost(),
       { clock: this.#o.clock, validateIntervalMs: this.#o.validateIntervalMs, random: this.#o.random, initialFailures: failures },
@@ -178,6 +234,7 @@ export class TokenManager implements TokenSource {
         'Cannot rotate the token supplied in TWITCH_ACCESS_TOKEN: it is never replaced; unset it to let eventsubd mint app tokens',
       );
     }
+    if (!this.#leading()) throw new AppError('TOKEN_UNAVAILABLE', 'Cannot rotate the token on a follower replica: the leader mints and rotates the shared token');
     const previous = this.#current ? refOf(this.#current) : await this.#cachedOfOurs();
     await this.#flight.current?.catch(() => undefined);
     const next = await this.#share(signal, (s) => this.#acq.acquire(s, { forceMint: true }));
@@ -191,6 +248,7 @@ export class TokenManager implements TokenSource {
    * @throws the revoke call's error (the cache is then kept).
    */
   async revoke(signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.#leading()) throw new AppError('TOKEN_UNAVAILABLE', 'Cannot revoke the token on a follower replica: the leader owns the shared token');
     if (this.#o.suppliedToken !== undefined) {
       this.#o.logger.warn('Not revoking the token supplied in TWITCH_ACCESS_TOKEN: eventsubd revokes only the tokens it minted');
     }
@@ -221,7 +279,7 @@ export class TokenManager implements TokenSource {
       // Twitch refused the client credentials (TWITCH_AUTH_FAILED): no retry fixes that, a person must; an
       // unreachable or failing Twitch is `missing`, which the loop's retries may end.
       const last = this.#lastError;
-      if (!last) return { state: 'missing' };
+      if (!last) return this.#leading() ? { state: 'missing' } : { state: 'missing', lastError: briefError(new LeaderTokenPending()) };
       return { state: last.code === 'TWITCH_AUTH_FAILED' ? 'refused' : 'missing', lastError: briefError(last) };
     }
     return statusOf(current, this.#o.clock.now(), this.#lastError);
@@ -231,6 +289,14 @@ export class TokenManager implements TokenSource {
   onSwap(listener: () => void): () => void {
     this.#swapListeners.add(listener);
     return () => this.#swapListeners.delete(listener);
+  }
+
+  /**
+   * Tells the manager that `mayMint()` may answer differently now (this replica became leader, or stopped leading):
+   * a follower's wait for the leader's token ends at once, and a new leader mints without waiting for it.
+   */
+  roleChanged(): void {
+    this.#changed();
   }
 
   /** Stops the loop and aborts any acquisition in flight. Idempotent. */
@@ -258,15 +324,113 @@ export class TokenManager implements TokenSource {
     }
   }
 
-  #acquire(signal: AbortSignal): Promise<AppToken> {
+  /**
+   * One acquisition, run inside the single flight. Called only without a current token or with an expiring one
+   * (`replacing`): never take that one back from the cache. A follower adopts from the store or throws
+   * LeaderTokenPending.
+   */
+  async #acquire(signal: AbortSignal, replacing = this.#current?.fingerprint): Promise<AppToken> {
     const supplied = this.#o.suppliedToken;
     if (supplied !== undefined) return this.#acq.validateSupplied(supplied, signal);
-    // Called only without a current token or with an expiring one: never take that one back from the cache.
-    return this.#acq.acquire(signal, { replacing: this.#current?.fingerprint });
+    if (this.#leading()) return this.#acq.acquire(signal, { replacing });
+    try {
+      return await this.#follower.acquire(signal, { replacing });
+    } catch (err) {
+      // Without a cause, TOKEN_UNAVAILABLE is the "nothing usable and no mint allowed" answer; with one, Twitch failed.
+      if (err instanceof AppError && err.code === 'TOKEN_UNAVAILABLE' && err.cause === undefined) throw new LeaderTokenPending();
+      throw err;
+    }
+  }
+
+  /** The leader's (or single process's) shared acquisition; a follower's wait for the leader's token. */
+  async #obtain(signal: AbortSignal | undefined, leaderWaitMs: number): Promise<AppToken> {
+    if (!this.#leading()) return this.#fromLeader(signal, leaderWaitMs);
+    try {
+      return await this.#share(signal, (s) => this.#acquire(s));
+    } catch (err) {
+      // It joined a follower's attempt just as this replica became leader: acquire as the leader now.
+      if (err instanceof LeaderTokenPending && this.#leading()) return this.#share(signal, (s) => this.#acquire(s));
+      throw err;
+    }
+  }
+
+  /**
+   * A follower's token: the current one unless it is `unwanted` or expired; else the store's (validated once);
+   * else the next one the leader writes, waited for up to `waitMs` (woken by the store's watch, a swap or
+   * `roleChanged()`). Acquires as the leader if this replica starts leading meanwhile.
+   * @throws LeaderTokenPending (TOKEN_UNAVAILABLE) when no token came within `waitMs`.
+   */
+  async #fromLeader(signal: AbortSignal | undefined, waitMs: number, unwanted?: AppToken): Promise<AppToken> {
+    const deadline = this.#o.clock.now() + waitMs;
+    for (;;) {
+      throwIfAborted(signal);
+      const current = this.#current;
+      if (current && !unwanted?.sameValueAs(current) && this.#o.clock.now() < current.expiresAt) return current;
+      const seen = this.#changes;
+      try {
+        return await this.#share(signal, (s) => this.#acquire(s));
+      } catch (err) {
+        if (!(err instanceof LeaderTokenPending) || signal?.aborted) throw err;
+        if (this.#leading()) continue; // the attempt joined was a follower's
+      }
+      const left = deadline - this.#o.clock.now();
+      if (left <= 0) throw new LeaderTokenPending();
+      await this.#waitForChange(seen, left, signal);
+    }
+  }
+
+  /**
+   * A follower's rotation: the leader rotates at the same deadline, so take its new token from the store, or wait
+   * up to `leaderWaitMs` for it (the loop then asks again; the current token works until it expires).
+   */
+  async #awaitLeaderRotation(token: AppToken, signal: AbortSignal): Promise<void> {
+    const deadline = this.#o.clock.now() + this.#o.leaderWaitMs;
+    while (this.#current === token && !this.#leading()) {
+      const seen = this.#changes;
+      try {
+        await this.#share(signal, (s) => this.#acquire(s, token.fingerprint));
+      } catch (err) {
+        if (!(err instanceof LeaderTokenPending)) throw err;
+      }
+      const left = deadline - this.#o.clock.now();
+      if (this.#current !== token || left <= 0) return;
+      await this.#waitForChange(seen, left, signal);
+    }
+  }
+
+  /** Resolves at the next change after the `seen`-th (at once if one came since), or after `ms`. */
+  async #waitForChange(seen: number, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#changes !== seen) return;
+    const woken = new AbortController();
+    const wake = (): void => woken.abort();
+    this.#wakers.add(wake);
+    try {
+      await this.#o.clock.sleep(Math.min(ms, MAX_TIMER_MS), signal ? AbortSignal.any([signal, woken.signal]) : woken.signal);
+    } catch (err) {
+      if (signal?.aborted || !woken.signal.aborted) throw err;
+    } finally {
+      this.#wakers.delete(wake);
+    }
+  }
+
+  #changed(): void {
+    this.#changes++;
+    for (const wake of [...this.#wakers]) wake();
+  }
+
+  /** True unless this replica is a follower. A supplied token is never minted, whatever the role. */
+  #leading(): boolean {
+    return this.#o.suppliedToken !== undefined || (this.#o.mayMint?.() ?? true);
+  }
+
+  #markBad(fingerprint: string): void {
+    this.#acq.markBad(fingerprint);
+    this.#follower.markBad(fingerprint);
   }
 
   #swap(token: AppToken | undefined): void {
     this.#current = token;
+    this.#changed();
     for (const listener of this.#swapListeners) listener();
   }
 
@@ -320,9 +484,12 @@ export class TokenManager implements TokenSource {
           previous: current?.fingerprint,
           cached: cached ? fingerprintOf(cached.accessToken) : null,
         });
-        if (current) this.#acq.markBad(current.fingerprint);
-        await this.#share(signal, (s) => this.#acq.acquire(s, { replacing: current?.fingerprint })).catch((err: unknown) => {
-          if (!signal.aborted) this.#o.logger.warn('Could not take the token from the changed cache; retrying in the background', { error: toAppError(err) });
+        if (current) this.#markBad(current.fingerprint);
+        // A follower keeps its current token, if any, until the leader's replacement arrives.
+        await this.#share(signal, (s) => this.#acquire(s, current?.fingerprint)).catch((err: unknown) => {
+          if (signal.aborted) return;
+          if (err instanceof LeaderTokenPending) this.#o.logger.debug("The shared store holds no usable token; waiting for the leader's", {});
+          else this.#o.logger.warn('Could not take the token from the changed cache; retrying in the background', { error: toAppError(err) });
         });
       } while (this.#cacheAgain);
     } finally {
@@ -335,9 +502,18 @@ export class TokenManager implements TokenSource {
       current: () => this.#current,
       onSwap: (listener) => this.onSwap(listener),
       acquire: async (signal) => {
-        await this.getToken(signal);
+        try {
+          await this.#getToken(signal, this.#o.leaderWaitMs);
+        } catch (err) {
+          // A follower keeps waiting for the leader's token: the loop asks again, its status says so.
+          if (!(err instanceof LeaderTokenPending)) throw err;
+        }
       },
       rotate: async (token, signal) => {
+        if (!this.#leading()) {
+          await this.#awaitLeaderRotation(token, signal);
+          if (this.#current !== token || !this.#leading()) return;
+        }
         const next = await this.#share(signal, (s) => this.#acq.acquire(s, { replacing: token.fingerprint }));
         await this.#afterRotation(refOf(token), next, signal);
       },

@@ -5,6 +5,7 @@
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config/settings.js';
 import type { TwitchStack } from '../daemon/twitch-stack.js';
+import type { ConduitRecordStore } from '../conduit/conduit-store.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger, Redactor } from '../lib/logger.js';
 import type { Output } from './output.js';
@@ -49,6 +50,8 @@ export interface CommandContext {
   config(): Config;
   /** Token manager + Helix client over the config; built once, closed by the runner. */
   twitch(): Promise<TwitchStack>;
+  /** Where the daemon records its conduit: STATE_DIR/conduit.json, or with EVENTSUBD_REDIS_URL the shared Redis key. */
+  conduitRecords(): Promise<ConduitRecordStore>;
   /** The raw merged environment (for commands that start child components such as the emulator). */
   env: Readonly<Record<string, string | undefined>>;
   /**

@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config/settings.js';
 import type { TwitchStack } from '../daemon/twitch-stack.js';
+import type { TokenStore } from '../auth/token-cache.js';
+import type { RedisConnection } from '../storage/redis-connection.js';
 import type { Clock } from '../lib/clock.js';
 import { ConfigError, EXIT, toAppError, UsageError } from '../lib/errors.js';
 import { createJsonLogger, Redactor, type LogLevel } from '../lib/logger.js';
@@ -39,6 +41,8 @@ export async function runCli(proc: CliProcess): Promise<number> {
   const wantsJson = proc.argv.includes('--json');
   const out = new Output({ stdout: proc.stdout, stderr: proc.stderr, json: wantsJson, redactor });
   let stack: TwitchStack | undefined;
+  /** Redis mode: the one connection of the command (token record, conduit record), closed after the stack. */
+  let redis: Promise<RedisConnection> | undefined;
   let building: Promise<TwitchStack> | undefined;
   let owned: Promise<Dispatcher & { close(): Promise<void> }> | undefined;
   const dispatcher = (): Promise<Dispatcher> => {
@@ -78,6 +82,9 @@ export async function runCli(proc: CliProcess): Promise<number> {
       redactor.add(config.accessToken);
       redactor.add(config.forward?.secret);
       redactor.add(config.stream?.token);
+      // The Redis URL may carry a password: the URL and the password alone.
+      redactor.add(config.redis?.url);
+      if (config.redis && URL.canParse(config.redis.url)) redactor.add(decodeURIComponent(new URL(config.redis.url).password) || undefined);
       return config;
     };
     const logLevel = (env.EVENTSUBD_LOG_LEVEL as LogLevel | undefined) ?? 'info';
@@ -89,6 +96,14 @@ export async function runCli(proc: CliProcess): Promise<number> {
       now: () => proc.clock.now(),
     });
     void proc.crashed?.then((err) => logger.error('An error nothing caught; stopping gracefully (exit 1)', { error: toAppError(err) }));
+    const redisConnection = (): Promise<RedisConnection> => {
+      redis ??= (async () => {
+        const c = getConfig();
+        if (!c.redis) throw new Error('redisConnection() without EVENTSUBD_REDIS_URL');
+        return (await import('./redis.js')).connectRedis({ ...c, redis: c.redis }, proc.clock, logger);
+      })();
+      return redis;
+    };
     const ctx: CommandContext = {
       args,
       out,
@@ -101,6 +116,12 @@ export async function runCli(proc: CliProcess): Promise<number> {
       stopped: proc.stopped,
       process: proc.process,
       config: getConfig,
+      async conduitRecords() {
+        const c = getConfig();
+        if (!c.redis) return (await import('../conduit/conduit-store.js')).fileConduitRecordStore(c.stateDir);
+        const { RedisConduitStore } = await import('../storage/redis-conduit-store.js');
+        return new RedisConduitStore({ client: (await redisConnection()).client, prefix: c.redis.prefix });
+      },
       twitch() {
         building ??= (async () => {
           const c = getConfig();
@@ -109,7 +130,14 @@ export async function runCli(proc: CliProcess): Promise<number> {
           // before any call to Twitch, as the daemon does at start.
           await (await import('../lib/state-dir.js')).ensureStateDir(c.stateDir, { uid: proc.process.uid });
           const { buildTwitchStack } = await import('../daemon/twitch-stack.js');
-          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: await dispatcher(), pid: proc.process.pid }));
+          // Several replicas: the token record and its mint lock are Redis's, shared with the daemons (a CLI never
+          // mints beside a leader that is minting).
+          let tokenStore: TokenStore | undefined;
+          if (c.redis) {
+            const { RedisTokenStore } = await import('../storage/redis-token-store.js');
+            tokenStore = new RedisTokenStore({ client: (await redisConnection()).client, prefix: c.redis.prefix, clientId: c.clientId, clock: proc.clock, logger });
+          }
+          return (stack = buildTwitchStack(c, { clock: proc.clock, logger, dispatcher: await dispatcher(), pid: proc.process.pid, tokenStore }));
         })();
         return building;
       },
@@ -121,6 +149,7 @@ export async function runCli(proc: CliProcess): Promise<number> {
     return appErr.exitCode;
   } finally {
     await stack?.close();
+    await (await redis?.catch(() => undefined))?.close();
     await (await owned)?.close();
   }
 }

@@ -37,6 +37,11 @@ const SHOWN: { readonly [K in SettingName]: (c: Config) => ShownValue } = {
   EVENTSUBD_CONDUIT_ID: (c) => c.conduit.id ?? null,
   EVENTSUBD_CONDUIT_SHARDS: (c) => c.conduit.shards,
   TWITCH_EVENTSUB_WS_URL: (c) => c.conduit.wsUrl,
+  EVENTSUBD_REDIS_URL: (c) => setOrNot(c.redis?.url),
+  EVENTSUBD_REDIS_PREFIX: (c) => c.redis?.prefix ?? null,
+  EVENTSUBD_REDIS_DURABILITY: (c) =>
+    c.redis ? (c.redis.durability.kind === 'replicas' ? `replicas:${c.redis.durability.replicas}` : c.redis.durability.kind) : null,
+  EVENTSUBD_REDIS_LEASE_MS: (c) => c.redis?.leaseMs ?? null,
   EVENTSUBD_LOG_LEVEL: (c) => c.logLevel,
 };
 

@@ -20,6 +20,7 @@ export const SECRET_SETTINGS = [
   'EVENTSUB_SECRET',
   'EVENTSUBD_FORWARD_SECRET',
   'EVENTSUBD_STREAM_TOKEN',
+  'EVENTSUBD_REDIS_URL',
 ] as const;
 
 export const DEFAULTS = Object.freeze({
@@ -40,6 +41,8 @@ export const DEFAULTS = Object.freeze({
   EVENTSUBD_TRANSPORT: 'webhook',
   EVENTSUBD_CONDUIT_SHARDS: '1',
   TWITCH_EVENTSUB_WS_URL: 'wss://eventsub.wss.twitch.tv/ws',
+  EVENTSUBD_REDIS_DURABILITY: 'fsync',
+  EVENTSUBD_REDIS_LEASE_MS: '10000',
 });
 
 /** Twitch's limit of shards per conduit (https://dev.twitch.tv/docs/eventsub/handling-conduit-events/). */
@@ -49,6 +52,9 @@ export interface ListenAddress {
   host: string;
   port: number;
 }
+
+/** `EVENTSUBD_REDIS_DURABILITY`. */
+export type RedisDurability = { kind: 'fsync' } | { kind: 'replicas'; replicas: number } | { kind: 'trust' };
 
 export interface Config {
   clientId: string | undefined;
@@ -82,6 +88,11 @@ export interface Config {
   transport: 'webhook' | 'conduit';
   /** Conduit mode (SPEC "Conduit transport"): the conduit to use (else created and recorded), shards held, the WebSocket URL. */
   conduit: { id: string | undefined; shards: number; wsUrl: string };
+  /**
+   * Several replicas (README "Running several replicas"): the journal, de-duplication, cursors, token, locks and
+   * leases live in this Redis; undefined = local files. `url` may carry a password: never log it.
+   */
+  redis: { url: string; prefix: string; durability: RedisDurability; leaseMs: number } | undefined;
 }
 
 export type RawSettings = Readonly<Record<string, string | undefined>>;
@@ -199,6 +210,29 @@ const Schema = z.object({
       return false;
     }
   }, 'TWITCH_EVENTSUB_WS_URL must be a wss:// URL'),
+  EVENTSUBD_REDIS_URL: z
+    .string()
+    .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol) && new URL(v).hostname !== '', {
+      // Never the value: it may carry a password.
+      message: 'EVENTSUBD_REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379',
+    })
+    .optional(),
+  EVENTSUBD_REDIS_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9:._-]{1,100}$/, 'EVENTSUBD_REDIS_PREFIX must be 1-100 letters, digits, or the characters : . _ -')
+    .optional(),
+  EVENTSUBD_REDIS_DURABILITY: z
+    .string()
+    .trim()
+    .regex(/^(fsync|trust|replicas:[1-9]\d{0,2})$/, 'EVENTSUBD_REDIS_DURABILITY must be fsync, trust or replicas:N (N from 1 to 999)')
+    .transform((v): RedisDurability => (v.startsWith('replicas:') ? { kind: 'replicas', replicas: Number(v.slice(9)) } : { kind: v as 'fsync' | 'trust' })),
+  EVENTSUBD_REDIS_LEASE_MS: z
+    .string()
+    .trim()
+    .regex(/^\d{1,6}$/, 'EVENTSUBD_REDIS_LEASE_MS must be a whole number of milliseconds from 1000 to 60000')
+    .transform(Number)
+    .refine((n) => n >= 1000 && n <= 60_000, 'EVENTSUBD_REDIS_LEASE_MS must be a whole number of milliseconds from 1000 to 60000'),
   EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
     error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
   }),
@@ -314,6 +348,14 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
     redirectUrl: s.TWITCH_REDIRECT_URL,
     transport: s.EVENTSUBD_TRANSPORT,
     conduit: { id: s.EVENTSUBD_CONDUIT_ID, shards: s.EVENTSUBD_CONDUIT_SHARDS, wsUrl: s.TWITCH_EVENTSUB_WS_URL },
+    redis: s.EVENTSUBD_REDIS_URL
+      ? {
+          url: s.EVENTSUBD_REDIS_URL,
+          prefix: s.EVENTSUBD_REDIS_PREFIX ?? `eventsubd:${s.TWITCH_CLIENT_ID ?? 'default'}`,
+          durability: s.EVENTSUBD_REDIS_DURABILITY,
+          leaseMs: s.EVENTSUBD_REDIS_LEASE_MS,
+        }
+      : undefined,
   };
   return Object.freeze(config);
 }

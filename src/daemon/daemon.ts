@@ -12,6 +12,8 @@ import type { ScheduledTask } from 'node-cron';
 import type { Dispatcher } from 'undici';
 import { requireWebhook, type Config } from '../config/settings.js';
 import { Journal } from '../journal/journal.js';
+import type { CursorStorage, EventJournal } from '../storage/types.js';
+import type { Replication } from './replication.js';
 import type { Forwarder } from '../delivery/forwarder.js';
 import type { EventStream } from '../delivery/stream.js';
 import { refuseUpgrade, requestUrl } from '../delivery/upgrade.js';
@@ -54,6 +56,8 @@ export interface DaemonOptions {
   watchdogUsec?: number | undefined;
   /** Delay before the sync that follows a recoverable revocation. */
   revocationSyncDelayMs?: number;
+  /** Several replicas: this replica's id (default: host name, pid and random bytes). */
+  replicaId?: string | undefined;
   /** The most `close()` may take before what is left is cut. Default DEFAULT_STOP_TIMEOUT_MS. */
   stopTimeoutMs?: number;
 }
@@ -65,7 +69,11 @@ export class Daemon {
   readonly #o: DaemonOptions;
   readonly #abort = new AbortController();
   #lock: HeldLock | undefined;
-  #journal: Journal | undefined;
+  #journal: EventJournal | undefined;
+  /** Several replicas (EVENTSUBD_REDIS_URL): the Redis connection, the shared journal, the role. */
+  #replication: Replication | undefined;
+  /** Role changes apply one after the other (forwarder started or stopped, sync requested). */
+  #roleChange: Promise<void> = Promise.resolve();
   #stack: TwitchStack | undefined;
   #receiver: ReceiverServer | undefined;
   #scheduler: SyncScheduler | undefined;
@@ -109,7 +117,13 @@ export class Daemon {
       throw err;
     }
     d.#twitchSide = d.#startTwitchSide();
-    if (options.config.forward) void d.#startForwarder();
+    const replication = d.#replication;
+    if (replication) {
+      // The leader forwards (one cursor, in order) and syncs; a follower only receives.
+      replication.onRole((role) => d.#onRole(role));
+      replication.onSyncRequest((reason) => void d.#twitchSide.then(() => d.#scheduler?.request(reason)));
+      replication.start(d.#abort.signal);
+    } else if (options.config.forward) void d.#startForwarder();
     d.#startLoops();
     return d;
   }
@@ -128,7 +142,8 @@ export class Daemon {
     if (state.status === 'rejected') throw state.reason;
     const journal = state.value;
     const dedup = new Dedup({ clock });
-    for await (const rec of journal.recent(clock.now() - dedup.retentionMs)) dedup.add(rec.message_id, Date.parse(rec.received_at));
+    // With Redis the de-duplication is Redis's (shared by the replicas); the local set only remembers this process's own.
+    if (!this.#replication) for await (const rec of journal.recent(clock.now() - dedup.retentionMs)) dedup.add(rec.message_id, Date.parse(rec.received_at));
     const metrics = (this.#metrics = new DaemonMetrics({
       journal,
       tokens: () => this.#stack?.tokens,
@@ -164,6 +179,7 @@ export class Daemon {
         forwarder: () => this.#forwarder,
         stream: () => this.#stream ?? (config.stream ? UNUSED_STREAM : undefined),
         conduit: config.transport === 'conduit' ? () => this.#conduit : undefined,
+        replication: this.#replication,
       }),
       isClosing: () => this.#closing,
       metrics: { outcome: (name) => metrics.requests.inc({ outcome: name }) },
@@ -192,11 +208,26 @@ export class Daemon {
     await loadSubscriptionsFile(config.subscriptionsFile, config.transport === 'conduit' ? { transport: 'conduit' } : requireWebhook(config));
   }
 
-  /** The state directory (checked: 0700, owned, no links), the instance lock, then the journal (recovered). */
-  async #openState(): Promise<Journal> {
+  /**
+   * The state directory (checked: 0700, owned, no links), the instance lock, then the journal: the local one
+   * (recovered), or with EVENTSUBD_REDIS_URL the shared one in Redis.
+   */
+  async #openState(): Promise<EventJournal> {
     const { config, clock, logger } = this.#o;
     await secureStateDir(config.stateDir, { uid: this.#o.uid, logger });
     this.#lock = await acquireInstanceLock(config.stateDir, this.#o);
+    if (config.redis) {
+      const { Replication } = await import('./replication.js');
+      this.#replication = await Replication.open({
+        redis: config.redis,
+        retention: { maxBytes: config.journalMaxBytes, maxAgeMs: config.journalMaxAgeMs },
+        clock,
+        logger,
+        pid: this.#o.pid,
+        replicaId: this.#o.replicaId,
+      });
+      return (this.#journal = this.#replication.journal);
+    }
     return (this.#journal = await Journal.open({
       dir: join(config.stateDir, 'journal'),
       clock,
@@ -261,6 +292,7 @@ export class Daemon {
         onSubscriptions: (subs) => this.#metrics?.recordListing(subs),
         registry: this.#metrics!.registry,
         intake: this.#intake!,
+        replication: this.#replication,
         onConduitChange: () => void this.#notifyStatus(),
       });
       if (!side) return;
@@ -277,19 +309,37 @@ export class Daemon {
     }
   }
 
+  /** Several replicas: a new leader starts the forwarder and syncs at once; a replica that stops leading stops forwarding. */
+  #onRole(role: 'leader' | 'follower'): void {
+    this.#roleChange = this.#roleChange.then(async () => {
+      if (this.#closing) return;
+      void this.#notifyStatus();
+      // A new leader mints at once when the shared token is missing or rejected; a follower stops rotating.
+      this.#stack?.tokens.roleChanged();
+      if (role === 'leader') {
+        void this.#twitchSide.then(() => this.#scheduler?.request('became leader'));
+        if (this.#o.config.forward && !this.#forwarder) await this.#startForwarder();
+      } else {
+        const forwarder = this.#forwarder;
+        this.#forwarder = undefined;
+        await forwarder?.close();
+      }
+    });
+  }
+
   /**
-   * After READY=1: the HTTP forwarder (an outbox over the journal). Failing to build it stops the daemon; a
-   * failure of its start is reported and the daemon keeps receiving.
+   * After READY=1 (with Redis: when this replica becomes the leader): the HTTP forwarder (an outbox over the
+   * journal). Failing to build it stops the daemon; a failure of its start is reported and the daemon keeps receiving.
    */
   async #startForwarder(): Promise<void> {
     const { config, clock, logger } = this.#o;
     let forwarder: Forwarder;
     try {
-      const [{ Forwarder }, { CursorStore }] = await Promise.all([import('../delivery/forwarder.js'), import('../journal/cursor.js')]);
+      const [{ Forwarder }, cursor] = await Promise.all([import('../delivery/forwarder.js'), this.#forwardCursor()]);
       if (this.#closing || !config.forward || !this.#journal) return;
       forwarder = this.#forwarder = new Forwarder({
         journal: this.#journal,
-        cursor: new CursorStore({ stateDir: config.stateDir, name: 'forward' }),
+        cursor,
         url: config.forward.url,
         secret: config.forward.secret,
         concurrency: config.forward.concurrency,
@@ -308,6 +358,17 @@ export class Daemon {
     });
   }
 
+  /** The forwarder's cursor: `STATE_DIR/cursors/forward.json`, or with Redis the shared `PREFIX:cursor:forward`. */
+  async #forwardCursor(): Promise<CursorStorage> {
+    const redis = this.#o.config.redis;
+    if (this.#replication && redis) {
+      const { RedisCursor } = await import('../storage/redis-cursor.js');
+      return new RedisCursor({ client: this.#replication.connection.client, prefix: redis.prefix, name: 'forward' });
+    }
+    const { CursorStore } = await import('../journal/cursor.js');
+    return new CursorStore({ stateDir: this.#o.config.stateDir, name: 'forward' });
+  }
+
   #startLoops(): void {
     void this.#loop(this.#watchdogMs(), () => this.#o.notifier.notify({ WATCHDOG: '1' }));
     void this.#loop(3_600_000, async () => void (await this.#journal?.prune().catch(() => 0)));
@@ -315,6 +376,12 @@ export class Daemon {
 
   /** SIGHUP: re-read the subscriptions file and sync. */
   reload(): Promise<void> {
+    if (this.#replication?.role === 'follower') {
+      this.#o.logger.info('Reload requested on a follower: asking the leader to sync');
+      return this.#replication.requestSync('reload').catch((err: unknown) => {
+        this.#o.logger.error('The sync request could not reach the leader', { error: toAppError(err) });
+      });
+    }
     this.#o.logger.info('Reload requested: re-reading the subscriptions file');
     return this.#twitchSide.then(() => this.#scheduler?.request('reload'));
   }
@@ -326,6 +393,7 @@ export class Daemon {
       managed: this.#o.config.subscriptionsFile !== undefined,
       journal: this.#journal,
       conduit: this.#o.config.transport === 'conduit' ? (this.#conduit ?? { statusLine: () => 'conduit pending' }) : undefined,
+      role: this.#replication?.role,
     });
   }
 
@@ -358,9 +426,17 @@ export class Daemon {
     // Side by side: stream clients get their close frame while the receiver drains its requests and the shards
     // close theirs (what they read is journaled before the journal closes).
     await Promise.all([this.#stream?.close(), this.#receiver?.close(), this.#conduit?.close()]);
+    await this.#roleChange;
     await this.#forwarder?.close();
-    await this.#journal?.close();
-    await this.#stack?.close();
+    if (this.#replication) {
+      // The token manager first (its watch subscribes on a connection of its own), then the lease is released (another
+      // replica leads at once), then the shared journal and the connection close.
+      await this.#stack?.close();
+      await this.#replication.close();
+    } else {
+      await this.#journal?.close();
+      await this.#stack?.close();
+    }
     await this.#lock?.release();
     this.#o.notifier.close();
     if (this.#receiver) this.#o.logger.info('Stopped; subscriptions are left in place');

@@ -2,7 +2,7 @@
  * The daemon's metrics (Prometheus, `/metrics`) and its `/status` document. Values are codes, statuses
  * and numbers only: no token, secret or payload ever becomes a label or a field.
  */
-import type { Journal } from '../journal/journal.js';
+import type { EventJournal } from '../storage/types.js';
 import { Registry, type Counter, type Gauge } from '../lib/metrics.js';
 import type { Forwarder } from '../delivery/forwarder.js';
 import type { TokenManager } from '../auth/token-manager.js';
@@ -22,7 +22,7 @@ export class DaemonMetrics {
   readonly cost = this.registry.gauge('eventsubd_subscription_cost', 'total_cost and max_total_cost as the last sync left them');
 
   constructor(sources: {
-    journal: Journal;
+    journal: EventJournal;
     /** Undefined until the Twitch side is built, just after READY=1. */
     tokens: () => TokenManager | undefined;
     helix: () => HelixEventSubClient | undefined;

@@ -6,7 +6,7 @@ import type { TokenStatus } from '../auth/token-policy.js';
 import type { TokenManager } from '../auth/token-manager.js';
 import type { Forwarder } from '../delivery/forwarder.js';
 import type { EventStream } from '../delivery/stream.js';
-import type { Journal } from '../journal/journal.js';
+import type { EventJournal } from '../storage/types.js';
 import type { ReceiverServer } from '../receiver/server.js';
 import type { ReceiverResponse } from '../receiver/types.js';
 import { isoTime } from '../lib/clock.js';
@@ -16,7 +16,7 @@ import type { ConduitRuntime } from '../conduit/conduit-runtime.js';
 
 interface RouteSources {
   daemon: { closing: boolean; startedAt: number };
-  journal: Journal;
+  journal: EventJournal;
   /** Undefined until the Twitch side is built, just after READY=1. */
   tokens: () => TokenManager | undefined;
   scheduler: () => SyncScheduler | undefined;
@@ -30,6 +30,8 @@ interface RouteSources {
   stream: () => Pick<EventStream, 'stats'> | undefined;
   /** Conduit mode only: the shards (undefined until the Twitch side built them). */
   conduit?: (() => Pick<ConduitRuntime, 'ready' | 'status'> | undefined) | undefined;
+  /** Several replicas: role, ids, the replicas seen, Redis's state. */
+  replication?: { status(): Record<string, unknown>; connection: { ready: boolean } } | undefined;
 }
 
 const json = (status: number, value: unknown): ReceiverResponse => ({
@@ -65,6 +67,7 @@ export function daemonRoutes(s: RouteSources): Record<string, () => ReceiverResp
       const ready = !s.daemon.closing && s.journal.writable && s.receiver() !== undefined && shardAssigned !== false;
       const body: Record<string, unknown> = { ready, journal_writable: s.journal.writable, closing: s.daemon.closing };
       if (shardAssigned !== undefined) body.shard_assigned = shardAssigned;
+      if (s.replication) body.redis_ready = s.replication.connection.ready;
       return json(ready ? 200 : 503, body);
     },
     '/status': () => json(200, statusDocument(s)),
@@ -103,6 +106,7 @@ export function statusDocument(s: RouteSources): Record<string, unknown> {
     journal: { head: s.journal.head, first_seq: s.journal.firstSeq, writable: s.journal.writable, appends: j.appends, fsyncs: j.fsyncs, corrupt: j.corrupt },
     delivery: deliveryStatus(s),
     receiver: r ? { in_flight: r.inFlight, reading: r.reading, requests: r.requests, too_slow: r.tooSlow } : null,
+    ...(s.replication ? { replication: s.replication.status() } : {}),
     ...(s.conduit ? { conduit: s.conduit()?.status() ?? { conduit_id: null, shards_assigned: 0, shards: [], pending_appends: 0, duplicates: 0 } } : {}),
     started_at: isoTime(s.daemon.startedAt),
   };
@@ -124,11 +128,14 @@ export function statusLine(s: {
   tokens: TokenManager | undefined;
   scheduler: SyncScheduler | undefined;
   managed: boolean;
-  journal: Journal | undefined;
+  journal: EventJournal | undefined;
   /** Conduit mode only. */
   conduit?: { statusLine(): string } | undefined;
+  /** Several replicas only: this replica's role. */
+  role?: 'leader' | 'follower' | undefined;
 }): string {
   const parts: string[] = [];
+  if (s.role) parts.push(s.role);
   const t = s.tokens?.status() ?? { state: 'missing' };
   parts.push(`token ${t.state}${t.lastError ? ` (${t.lastError.code})` : ''}`);
   const last = s.scheduler?.last;

@@ -56,6 +56,8 @@ export interface SyncSchedulerOptions {
    */
   before?: ((signal: AbortSignal) => Promise<void>) | undefined;
   prune: boolean;
+  /** Several replicas: false on a follower, whose requested runs are skipped (the leader syncs). Default: always true. */
+  mayRun?: (() => boolean) | undefined;
   clock: Clock;
   logger: Logger;
   random?: () => number;
@@ -144,6 +146,10 @@ export class SyncScheduler {
   async #runOnce(reason: string): Promise<SyncReport | undefined> {
     const o = this.#o;
     const startedAt = o.clock.now();
+    if (o.mayRun && !o.mayRun()) {
+      o.logger.debug('Sync skipped: this replica follows, the leader syncs', { reason });
+      return undefined;
+    }
     try {
       await o.before?.(this.#abort.signal);
       const target = o.target();

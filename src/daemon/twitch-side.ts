@@ -18,6 +18,7 @@ import { buildTwitchStack, type TwitchStack, type TwitchStackDeps } from './twit
 import type { Intake } from '../receiver/intake.js';
 import type { ConduitRuntime } from '../conduit/conduit-runtime.js';
 import type { ConduitManager } from '../conduit/conduit-manager.js';
+import type { Replication } from './replication.js';
 
 export interface TwitchSideOptions {
   config: Config & { clientId: string };
@@ -40,6 +41,8 @@ export interface TwitchSideOptions {
   intake: Intake;
   /** Conduit mode: a shard's state changed. */
   onConduitChange?: (() => void) | undefined;
+  /** Several replicas: the role (only the leader syncs, mints and rotates) and the Redis connection the token lives on. */
+  replication?: Replication | undefined;
 }
 
 export interface TwitchSide {
@@ -75,14 +78,28 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
     config.transport === 'conduit' ? Promise.all([import('../conduit/conduit-runtime.js'), import('../conduit/conduit-manager.js')]) : undefined,
   ]);
   if (o.isClosing()) return undefined;
-  const stack = buildTwitchStack(config, { clock, logger, pid: o.pid, dispatcher: o.dispatcher, onFatal: o.onFatal, onCall: o.onCall });
+  const replication = o.replication;
+  const leading = replication ? () => replication.role === 'leader' : undefined;
+  const stack = buildTwitchStack(config, {
+    clock,
+    logger,
+    pid: o.pid,
+    dispatcher: o.dispatcher,
+    onFatal: o.onFatal,
+    onCall: o.onCall,
+    tokenStore: replication?.tokenStore(config.clientId),
+    mayMint: leading,
+  });
   let conduit: ConduitRuntime | undefined;
   let manager: ConduitManager | undefined;
   if (conduitModules) {
     const [{ ConduitRuntime }, { ConduitManager }] = conduitModules;
+    // Several replicas: the record is Redis's, only the leader creates, adopts or replaces the conduit, and each
+    // replica holds its share of the shards under fenced leases.
     manager = new ConduitManager({
       api: stack.helix,
-      stateDir: config.stateDir,
+      ...(replication ? { store: replication.conduitStore() } : { stateDir: config.stateDir }),
+      mayWrite: leading,
       configuredId: config.conduit.id,
       shards: config.conduit.shards,
       clock,
@@ -98,6 +115,7 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
       registry: o.registry,
       onReplaced: () => void scheduler?.request('conduit replaced'),
       onChange: o.onConduitChange,
+      ownership: replication ? (events) => replication.shardLeases(config.conduit.shards, events) : undefined,
     });
   }
   let scheduler: SyncScheduler | undefined;
@@ -106,7 +124,8 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
   if (managed && config.subscriptionsFile) {
     const [{ SyncScheduler }, { schedule }, { AuthorizationWatch }, { GrantStore }, { deliveryTarget, ownershipOf }, { readConduitRecord }] = managed;
     // Webhook mode still owns the conduit a conduit-mode run recorded: switching back migrates its subscriptions.
-    const recorded = manager ? undefined : await readConduitRecord(config.stateDir).catch((err: unknown) => {
+    const readRecord = replication ? () => replication.conduitStore().read() : () => readConduitRecord(config.stateDir);
+    const recorded = manager ? undefined : await readRecord().catch((err: unknown) => {
       logger.warn('The conduit record cannot be read: subscriptions on that conduit are not migrated', { error: toAppError(err) });
       return undefined;
     });
@@ -131,6 +150,7 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
       ownership: () => ownershipOf(config, conduits ? conduits.ownedIds() : recordedIds),
       before: conduit ? (signal) => conduit.verify(signal) : undefined,
       prune: config.prune,
+      mayRun: leading,
       clock,
       logger: logger.child({ component: 'sync' }),
       onReport: o.onReport,

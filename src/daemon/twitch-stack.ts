@@ -3,7 +3,7 @@
  * The daemon and every CLI command build it here, so they share one engine and one token cache.
  */
 import type { Dispatcher } from 'undici';
-import { TokenCache } from '../auth/token-cache.js';
+import { TokenCache, type TokenStore } from '../auth/token-cache.js';
 import { TokenManager } from '../auth/token-manager.js';
 import type { Config } from '../config/settings.js';
 import type { Clock } from '../lib/clock.js';
@@ -28,6 +28,10 @@ export interface TwitchStackDeps {
   dispatcher?: Dispatcher | undefined;
   onFatal?: (err: AppError) => void;
   onCall?: ConstructorParameters<typeof HelixEventSubClient>[0]['onCall'];
+  /** Where the token lives; default the state directory's token.json (several replicas: Redis). */
+  tokenStore?: TokenStore | undefined;
+  /** Several replicas: true only on the leader, the one replica that mints and rotates. Default: always. */
+  mayMint?: (() => boolean) | undefined;
 }
 
 export function buildTwitchStack(config: Config & { clientId: string }, deps: TwitchStackDeps): TwitchStack {
@@ -38,7 +42,7 @@ export function buildTwitchStack(config: Config & { clientId: string }, deps: Tw
     dispatcher: deps.dispatcher,
     clock: deps.clock,
   });
-  const cache = new TokenCache({ stateDir: config.stateDir, clock: deps.clock, logger: deps.logger, pid: deps.pid });
+  const cache = deps.tokenStore ?? new TokenCache({ stateDir: config.stateDir, clock: deps.clock, logger: deps.logger, pid: deps.pid });
   const tokens = new TokenManager({
     clientId: config.clientId,
     oauth,
@@ -47,6 +51,7 @@ export function buildTwitchStack(config: Config & { clientId: string }, deps: Tw
     logger: deps.logger.child({ component: 'tokens' }),
     suppliedToken: config.accessToken,
     canMint: Boolean(config.clientSecret),
+    ...(deps.mayMint ? { mayMint: deps.mayMint } : {}),
     onFatal: deps.onFatal,
   });
   const helix = new HelixEventSubClient({

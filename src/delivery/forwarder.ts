@@ -17,8 +17,8 @@ import type { Clock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import { backoffDelay, retry } from '../lib/retry.js';
-import type { CursorStore } from '../journal/cursor.js';
-import type { Journal } from '../journal/journal.js';
+import type { CursorStorage } from '../journal/types.js';
+import type { EventJournal } from '../journal/types.js';
 import type { JournalRecord } from '../journal/types.js';
 import { CursorSaver } from './cursor-saver.js';
 import { safeUrl } from '../lib/url.js';
@@ -27,9 +27,9 @@ import { postOnce, forwardRequest, type AttemptFailure, type ForwardTarget } fro
 export { verifyForwardSignature } from './signature.js';
 
 export interface ForwarderOptions {
-  journal: Pick<Journal, 'head' | 'follow'>;
+  journal: Pick<EventJournal, 'head' | 'follow'>;
   /** The consumer cursor, conventionally `new CursorStore({ stateDir, name: 'forward' })`. */
-  cursor: Pick<CursorStore, 'load' | 'save'>;
+  cursor: CursorStorage;
   /** An http: or https: URL. Redirects are not followed (a 3xx is a failure). */
   url: string;
   /** HMAC key for `Eventsubd-Signature`; without it requests are unsigned. */

@@ -24,7 +24,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Clock } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
-import type { Journal } from '../journal/journal.js';
+import type { EventJournal } from '../journal/types.js';
 import { parseSince, presentedToken, refuseUpgrade, requestUrl, tokenMatches } from './upgrade.js';
 
 /** Close code for a client that stopped reading: reconnect with `?since=` the last seq received. */
@@ -33,7 +33,7 @@ export const CLOSE_TOO_SLOW = 4008;
 export const CLOSE_GOING_AWAY = 1001;
 
 export interface EventStreamOptions {
-  journal: Pick<Journal, 'head' | 'follow'>;
+  journal: Pick<EventJournal, 'head' | 'follow'>;
   /** Default `/events`. */
   path?: string | undefined;
   /** The bearer token (`EVENTSUBD_STREAM_TOKEN`); the caller requires one when listening beyond loopback. */

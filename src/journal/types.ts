@@ -126,6 +126,42 @@ export interface JournalStats {
   corrupt: number;
 }
 
+/** The journal as its users see it. `Journal` (files) and `RedisJournal` implement it. */
+export interface EventJournal {
+  /** The last seq known to this process; 0 when nothing was ever written. */
+  readonly head: number;
+  /** The oldest retained seq; `head + 1` when the journal holds nothing. */
+  readonly firstSeq: number;
+  /** Whether appends are expected to succeed now (for /readyz and the webhook's 503). */
+  readonly writable: boolean;
+  /**
+   * Appends one entry; resolves with its record once it is durable. Resolves with `undefined` when the store's
+   * own shared de-duplication already holds this message id (another replica stored it first): the message is
+   * stored, once, and may be acknowledged.
+   */
+  append(entry: JournalEntry): Promise<JournalRecord | undefined>;
+  /** Records with seq > `since`, in order, at most `limit`; from the oldest retained one when `since` is older. */
+  read(since: number, limit?: number): Promise<JournalRecord[]>;
+  /** The records after `since`, then every new one as it is committed: no gap, no duplicate. Ends when `signal` aborts or the journal closes. */
+  follow(since: number, signal: AbortSignal): AsyncIterable<JournalRecord>;
+  /** The records with seq > `since` and ≤ `until` (default: the head now), in order. */
+  range(since: number, until?: number): AsyncIterable<JournalRecord>;
+  /** Records whose `received_at` is at or after `sinceReceivedAtMs` (epoch ms), oldest first. */
+  recent(sinceReceivedAtMs: number): AsyncIterable<JournalRecord>;
+  /** Applies retention now; returns how many units (segments, or entries) were removed. */
+  prune(): Promise<number>;
+  stats(): JournalStats;
+  /** Finishes appends already made, ends every `follow`. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A named consumer's position in the journal. `CursorStore` (a file) and `RedisCursor` implement it. */
+export interface CursorStorage {
+  /** The saved seq; 0 when none was saved. */
+  load(): Promise<number>;
+  save(seq: number): Promise<void>;
+}
+
 /**
  * A journal failure. `JOURNAL_UNWRITABLE` for opening, appending and fsyncing (including a journal whose
  * files are corrupt beyond a torn last line); `STATE_DIR_UNUSABLE` when a segment cannot be read.

@@ -42,6 +42,8 @@ export const ERROR_CODES = Object.freeze({
   STATE_DIR_LOCKED: { exit: EXIT.RUNTIME, meaning: 'another eventsubd run holds the state directory (its daemon.pid lock)' },
   LISTEN_FAILED: { exit: EXIT.CONFIG, meaning: 'the receiver cannot listen on EVENTSUBD_LISTEN: address in use, a privileged port, or an address this machine does not have' },
   JOURNAL_UNWRITABLE: { exit: EXIT.RUNTIME, meaning: 'the journal cannot be appended to or fsynced' },
+  REDIS_NOT_DURABLE: { exit: EXIT.CONFIG, meaning: 'EVENTSUBD_REDIS_DURABILITY=fsync (the default) and Redis does not persist every write: set appendonly yes and appendfsync always, or choose replicas:N or trust' },
+  REDIS_UNAVAILABLE: { exit: EXIT.RUNTIME, meaning: 'Redis (EVENTSUBD_REDIS_URL) did not answer in time, or refused the command; the daemon retries, a CLI command stops' },
   AUTHORIZATION_MISSING: { exit: EXIT.RUNTIME, meaning: 'a declared subscription needs a user to authorize the app with scopes first (run the eventsubd authorize command it names)' },
   AUTHORIZATION_DENIED: { exit: EXIT.RUNTIME, meaning: 'the user refused the authorization (authorize page or device activation)' },
   AUTHORIZATION_FAILED: { exit: EXIT.RUNTIME, meaning: 'eventsubd authorize could not complete: no callback in time, a refused or expired code, a grant without the scopes asked, or one that did not persist' },

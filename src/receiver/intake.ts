@@ -50,24 +50,26 @@ export class Intake {
     const pending = this.#inFlight.get(id);
     if (pending) return (await pending) ? 'duplicate' : 'failed';
     const append = this.#append(entry);
-    this.#inFlight.set(id, append);
-    const ok = await append;
+    this.#inFlight.set(id, append.then((r) => r !== 'failed'));
+    const result = await append;
     this.#inFlight.delete(id);
-    if (!ok) return 'failed';
+    if (result !== 'stored') return result;
     if (entry.message_type === 'revocation') this.#notify(() => this.#d.onRevocation?.(entry.subscription), 'onRevocation');
     else this.#notify(() => this.#d.onNotification?.(entry.subscription, entry.event), 'onNotification');
     return 'stored';
   }
 
-  async #append(entry: JournalEntry): Promise<boolean> {
+  /** `duplicate`: the journal's own shared de-duplication (Redis) says another replica stored this message id. */
+  async #append(entry: JournalEntry): Promise<StoreResult> {
+    let stored: { seq: number } | undefined;
     try {
-      await this.#d.journal.append(entry);
+      stored = await this.#d.journal.append(entry);
     } catch (err) {
       this.#logger.error('Journal append failed', { message_id: entry.message_id, transport: entry.transport, err });
-      return false;
+      return 'failed';
     }
     this.#d.dedup.add(entry.message_id, this.#d.clock.now());
-    return true;
+    return stored ? 'stored' : 'duplicate';
   }
 
   #notify(call: () => unknown, name: string): void {

@@ -47,7 +47,8 @@ export interface JournalEntry {
 
 /** Durable append: resolves only once the entry is on disk; rejects when it could not be stored. */
 export interface JournalSink {
-  append(entry: JournalEntry): Promise<{ seq: number }>;
+  /** Resolves once durable; with `undefined` when the store's shared de-duplication already holds the message id (another replica stored it). */
+  append(entry: JournalEntry): Promise<{ seq: number } | undefined>;
 }
 
 /** The `conduit_shard` of a conduit webhook shard's challenge (https://dev.twitch.tv/docs/eventsub/handling-conduit-events/). */

@@ -9,8 +9,10 @@ import { describe, it, type TestContext } from 'node:test';
 import { ConduitManager } from '../../src/conduit/conduit-manager.js';
 import { readConduitRecord, writeConduitRecord } from '../../src/conduit/conduit-store.js';
 import type { Emulator } from '../../src/emulator/index.js';
+import { systemClock } from '../../src/lib/clock.js';
 import { AppError } from '../../src/lib/errors.js';
 import { captureLogs } from '../auth/fakes.js';
+import { untilTurn } from '../helpers/wait.js';
 import { startRig, type Rig } from '../integration/helpers.js';
 
 const CONDUITS = '/helix/eventsub/conduits';
@@ -205,5 +207,67 @@ describe('ConduitManager.assignShard()', () => {
     await assert.rejects(m.assignShard('0', sessionId), hasCode('CONDUIT_NOT_FOUND', /named by EVENTSUBD_CONDUIT_ID no longer exists.*does not replace/));
     assert.deepEqual(await rig.conduits(), []);
     assert.equal(m.conduitId, configured);
+  });
+});
+
+describe('ConduitManager with several replicas (mayWrite)', () => {
+  /** A follower of the rig's leader: the same record, never allowed to write; real time for its waits. */
+  function follower(rig: Awaited<ReturnType<typeof setup>>, shards = 1) {
+    const logs = captureLogs();
+    const m = new ConduitManager({
+      api: rig.stack.helix,
+      stateDir: rig.config.stateDir,
+      configuredId: undefined,
+      shards,
+      clock: systemClock,
+      logger: logs.logger,
+      mayWrite: () => false,
+      followBackoff: { baseMs: 5, maxMs: 20 },
+    });
+    return { m, logs };
+  }
+
+  it('a follower calls no Helix and writes nothing: it waits for the record, then uses the leader\'s conduit; only the leader sets shard_count', async (t) => {
+    const rig = await setup(t);
+    const { m, logs } = follower(rig, 5);
+    rig.emu.resetStats();
+    const followed = m.ensure();
+    await untilTurn(() => logs.records().some((r) => r.msg === 'Waiting for the leader to record the conduit to use'), 'the follower waiting');
+    assert.deepEqual(conduitCalls(rig.emu), [], 'no Helix call while waiting');
+
+    const id = await rig.manager({ shards: 3 }).ensure();
+    assert.equal(await followed, id);
+    assert.equal(m.conduitId, id);
+    assert.deepEqual(conduitCalls(rig.emu), [`GET ${CONDUITS} 200`, `POST ${CONDUITS} 200`], 'the leader\'s calls only');
+    assert.equal(await m.ensure(), id);
+    assert.deepEqual(await rig.conduits(), [[id, 3]], 'the follower\'s 5 shards were not set');
+  });
+
+  it('a follower meeting the 404 waits for the leader\'s replacement and assigns onto it; another one moves by follow()', async (t) => {
+    const rig = await setup(t);
+    const leader = rig.manager({ shards: 2 });
+    const old = await leader.ensure();
+    const a = follower(rig);
+    const b = follower(rig);
+    assert.deepEqual([await a.m.ensure(), await b.m.ensure()], [old, old]);
+    const moved: [string, string][] = [];
+    a.m.onReplaced((n, o) => moved.push([n, o]));
+    b.m.onReplaced((n, o) => moved.push([n, o]));
+    const session = await openSession(t, rig.emu);
+    await rig.stack.helix.deleteConduit(old);
+    rig.emu.resetStats();
+
+    const assigning = a.m.assignShard('1', session);
+    await untilTurn(() => a.logs.records().some((r) => r.msg === 'Waiting for the leader to record the conduit to use'), 'the follower waiting for a replacement');
+    assert.deepEqual(conduitCalls(rig.emu), [`PATCH ${CONDUITS}/shards 404`], 'the follower created nothing');
+    assert.equal(await b.m.follow(), old, 'nothing recorded yet: b stays');
+
+    const fresh = await leader.ensure();
+    assert.notEqual(fresh, old);
+    await assigning;
+    assert.deepEqual(await rig.shards(fresh), [['0', 'websocket_disconnected', undefined], ['1', 'enabled', session]]);
+    assert.equal(await b.m.follow(), fresh);
+    assert.deepEqual(moved, [[fresh, old], [fresh, old]], 'each follower told once');
+    assert.deepEqual(conduitCalls(rig.emu).filter((c) => c.startsWith('POST')), [`POST ${CONDUITS} 200`], 'one conduit created, by the leader');
   });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConduitRuntime, type ConduitControl } from '../../src/conduit/conduit-runtime.js';
+import { ConduitRuntime, type ConduitControl, type ShardOwnership, type ShardOwnershipEvents } from '../../src/conduit/conduit-runtime.js';
 import { Journal } from '../../src/journal/journal.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { AppError } from '../../src/lib/errors.js';
@@ -149,4 +149,64 @@ test('a conduit that needs the operator (CONDUIT_AMBIGUOUS) is not retried; one 
   t.after(() => flaky.close());
   assert.equal(await flaky.start(), 'c-9');
   assert.equal(attempts, 3);
+});
+
+test('with a shard ownership: only the shards held are opened, a lost one is never PATCHed again, close() keeps a socket until another session holds its shard', async (t) => {
+  const server = await hostileServer(t, (c) => send(c, welcomeFrame(`s-${server.conns.length}`)));
+  const owned = new Set(['1', '3']);
+  let events: ShardOwnershipEvents | undefined;
+  const ownership: ShardOwnership = {
+    start: () => owned.forEach((id) => events!.onAcquire(id, 7)),
+    held: () => [...owned],
+    owns: (id) => Promise.resolve(owned.has(id)),
+    release: (id) => Promise.resolve(void owned.delete(id)),
+    releaseAll: () => Promise.resolve(owned.clear()),
+    close: () => Promise.resolve(),
+  };
+  /** Twitch's view: the session each enabled shard is on. */
+  let atTwitch = new Map<string, string>();
+  let polls = 0;
+  const conduits = { ...control(), assignedSessions: () => Promise.resolve((polls++, atTwitch)) };
+  const runtime = new ConduitRuntime({
+    conduits,
+    shards: 4,
+    wsUrl: server.url,
+    intake: new Intake({ journal: { append: async () => ({ seq: 1 }) }, dedup: new Dedup({ clock: systemClock }), clock: systemClock }),
+    clock: systemClock,
+    logger: silentLogger,
+    ownership: (e) => ((events = e), ownership),
+    shardOptions: { backoff: { baseMs: 5, maxMs: 10 } },
+    handoverMs: 5_000,
+    handoverPollMs: 5,
+  });
+  t.after(() => runtime.close());
+  await runtime.start();
+  await untilTurn(() => runtime.status().shards_assigned === 2, 'the two shards held assigned');
+  assert.deepEqual(runtime.status().shards_held, ['1', '3']);
+  assert.equal(runtime.status().shards_total, 4);
+  assert.equal(runtime.statusLine(), 'conduit 2/2 shards assigned, 2 of 4 held');
+  assert.equal(server.conns.length, 2, 'one socket per shard held');
+  const sessionOf = (id: string): string => runtime.status().shards.find((s) => s.id === id)!.session_id!;
+  atTwitch = new Map([['1', sessionOf('1')], ['3', 'another-replica']]);
+
+  // Shard 3's lease is taken over; its socket drops and the next session is not assigned.
+  owned.delete('3');
+  // Connection n was welcomed as session s-(n+1).
+  const conn3 = server.conns[Number(sessionOf('3').slice(2)) - 1]!;
+  conn3.ws.close(4000);
+  await untilTurn(() => !runtime.status().shards_held!.includes('3'), 'shard 3 given up');
+  assert.equal(conduits.assignments.filter((a) => a.startsWith('3:')).length, 1, 'shard 3 PATCHed once, before the takeover');
+
+  const conn1 = server.conns[Number(sessionOf('1').slice(2)) - 1]!;
+  let closed = false;
+  const closing = runtime.close().then(() => (closed = true));
+  await untilTurn(() => owned.size === 0, 'the leases released');
+  const from = polls;
+  await untilTurn(() => polls >= from + 3, 'the shard list read three more times');
+  assert.equal(closed, false, 'shard 1 is still ours at Twitch: its socket stays open');
+  assert.equal(conn1.closedWith, undefined);
+  atTwitch = new Map([['1', 'another-replica']]);
+  await closing;
+  assert.equal(await conn1.closed, 1000, 'closed once another session held its shard');
+  assert.deepEqual(server.inbound(), [], 'no data frame sent');
 });

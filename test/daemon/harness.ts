@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -110,6 +110,27 @@ export async function startFixture(
       await agent.close().catch(() => {});
       dir.cleanup();
     },
+  };
+}
+
+/**
+ * One more replica beside `base` (several replicas on one Redis): the same emulator, client and subscriptions file,
+ * its own port and state directory.
+ */
+export async function replicaFixture(base: Fixture, name: string): Promise<Fixture> {
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const stateDir = join(base.stateDir, '..', `state-${name}`);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  return {
+    ...base,
+    port,
+    origin,
+    webhookUrl: origin + WEBHOOK_PATH,
+    stateDir,
+    env: (extra = {}) => base.env({ EVENTSUBD_LISTEN: `127.0.0.1:${port}`, EVENTSUBD_STATE_DIR: stateDir, ...extra }),
+    // The emulator and the directory are the base fixture's to close.
+    close: async () => {},
   };
 }
 

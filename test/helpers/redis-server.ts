@@ -11,6 +11,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { createClient } from 'redis';
+import type { RedisClient } from '../../src/storage/types.js';
 
 const READY_LINE = 'Ready to accept connections';
 const START_GUARD_MS = 10_000;
@@ -196,4 +198,19 @@ export async function startRedisServer(t?: TestContext, options: RedisServerOpti
   };
   t?.after(() => handle.dispose());
   return handle;
+}
+
+/**
+ * A node-redis client on `url` for a test, connected, destroyed after the test. Errors are left to the commands
+ * (a test that kills its server sees them there). `reconnect: false` for an admin client that must not outlive its
+ * server's first death.
+ */
+export async function redisClient(t: TestContext, url: string, options: { reconnect?: boolean } = {}): Promise<RedisClient> {
+  const client: RedisClient = createClient({ url, disableOfflineQueue: true, ...(options.reconnect === false ? { socket: { reconnectStrategy: false } } : {}) });
+  client.on('error', () => {});
+  await client.connect();
+  t.after(() => {
+    if (client.isOpen) client.destroy();
+  });
+  return client;
 }

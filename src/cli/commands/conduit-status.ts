@@ -1,4 +1,3 @@
-import { conduitRecordPath, readConduitRecord } from '../../conduit/conduit-store.js';
 import { AppError, EXIT } from '../../lib/errors.js';
 import type { Shard } from '../../twitch/wire.js';
 import type { CommandContext } from '../command.js';
@@ -22,16 +21,17 @@ interface ShardView {
  */
 export async function conduitStatus(ctx: CommandContext): Promise<number> {
   const config = ctx.config();
-  const record = await readConduitRecord(config.stateDir);
+  const records = await ctx.conduitRecords();
+  const record = await records.read();
   const id = config.conduit.id ?? record?.conduit_id;
   if (id === undefined) {
     throw new AppError(
       'CONDUIT_NOT_FOUND',
-      `No conduit to show: EVENTSUBD_CONDUIT_ID is not set and ${conduitRecordPath(config.stateDir)} does not exist; ` +
+      `No conduit to show: EVENTSUBD_CONDUIT_ID is not set and ${records.where} holds no conduit record; ` +
         'run the daemon once in conduit mode (EVENTSUBD_TRANSPORT=conduit) to create one, or set EVENTSUBD_CONDUIT_ID',
     );
   }
-  const source = config.conduit.id !== undefined ? 'EVENTSUBD_CONDUIT_ID' : conduitRecordPath(config.stateDir);
+  const source = config.conduit.id !== undefined ? 'EVENTSUBD_CONDUIT_ID' : records.where;
   const { helix } = await ctx.twitch();
   const conduit = (await helix.listConduits({ signal: ctx.signal })).find((c) => c.id === id);
   if (!conduit) {

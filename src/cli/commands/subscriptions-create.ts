@@ -22,7 +22,7 @@ export async function subscriptionsCreate(ctx: CommandContext): Promise<number> 
   }
   const condition = parseConditions(listOpt(ctx.args, 'condition'));
   const config = ctx.config();
-  const { target } = await resolveDelivery(config, ctx.logger);
+  const { target } = await resolveDelivery(config, ctx.logger, await ctx.conduitRecords());
   const warning = await pruneWarning(config, { type, version, condition, target });
   if (warning) ctx.out.note(warning);
   const { helix } = await ctx.twitch();

@@ -1,4 +1,3 @@
-import { readConduitRecord } from '../../conduit/conduit-store.js';
 import { ownershipOf } from '../../config/subscriptions-file.js';
 import { UsageError } from '../../lib/errors.js';
 import type { ListFilter } from '../../twitch/types.js';
@@ -19,7 +18,7 @@ export async function subscriptionsList(ctx: CommandContext): Promise<number> {
   const subs = result.subscriptions;
   const config = ctx.config();
   // Only to mark the implicit subscriptions on our conduits: an unreadable record marks none there, it fails nothing.
-  const record = await readConduitRecord(config.stateDir).catch(() => undefined);
+  const record = await (await ctx.conduitRecords()).read().catch(() => undefined);
   const ownership = ownershipOf(config, record ? [record.conduit_id, ...record.previous] : []);
   const implicit = (s: Subscription): boolean => isImplicit(s, config.clientId, ownership);
   ctx.out.result(

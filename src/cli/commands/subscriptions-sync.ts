@@ -1,4 +1,4 @@
-import { readConduitRecord } from '../../conduit/conduit-store.js';
+import type { ConduitRecordStore } from '../../conduit/conduit-store.js';
 import type { Config } from '../../config/settings.js';
 import { deliveryTarget, loadSubscriptionsFile, ownershipOf } from '../../config/subscriptions-file.js';
 import { AppError, ConfigError, EXIT, toAppError } from '../../lib/errors.js';
@@ -25,7 +25,7 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
       setting: 'EVENTSUBD_SUBSCRIPTIONS',
     });
   }
-  const { target, ownership } = await resolveDelivery(config, ctx.logger);
+  const { target, ownership } = await resolveDelivery(config, ctx.logger, await ctx.conduitRecords());
   const desired = await loadSubscriptionsFile(config.subscriptionsFile, { target, transport: config.transport });
   const { helix } = await ctx.twitch();
   const dryRun = boolOpt(ctx.args, 'dry-run');
@@ -116,16 +116,20 @@ export async function subscriptionsSync(ctx: CommandContext): Promise<number> {
  * @throws ConfigError (exit 78) naming EVENTSUBD_CONDUIT_ID when no conduit is known, or EVENTSUB_CALLBACK_URL /
  *   EVENTSUB_SECRET in webhook mode; StateDirError when the conduit record is unreadable in conduit mode.
  */
-export async function resolveDelivery(config: Config, logger: Logger): Promise<{ target: DeliveryTarget; ownership: Ownership }> {
+export async function resolveDelivery(
+  config: Config,
+  logger: Logger,
+  records: Pick<ConduitRecordStore, 'read'>,
+): Promise<{ target: DeliveryTarget; ownership: Ownership }> {
   if (config.transport === 'conduit') {
-    const record = await readConduitRecord(config.stateDir);
+    const record = await records.read();
     const target = deliveryTarget(config, config.conduit.id ?? record?.conduit_id);
     return { target, ownership: ownershipOf(config, [record?.conduit_id, ...(record?.previous ?? [])]) };
   }
   const target = deliveryTarget(config);
   let conduits: string[] = [];
   try {
-    const record = await readConduitRecord(config.stateDir);
+    const record = await records.read();
     if (record) conduits = [record.conduit_id, ...record.previous];
   } catch (err) {
     // Webhook mode does not need the record: without it, only the conduits' leftovers stay behind. A state
