@@ -32,6 +32,13 @@ export interface TokenStore {
   withLock<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
   /** Calls `onChange` when another process may have replaced or removed the token, until `signal` aborts. */
   watch?(onChange: () => void, signal: AbortSignal): void;
+  /**
+   * A store shared by replicas: tells the process that mints (the leader) that Twitch answered 401 to the token
+   * with this fingerprint here. Best effort; the leader checks the token with /validate before it mints.
+   */
+  reportRejected?(fingerprint: string): Promise<void>;
+  /** Calls `onReport` with the fingerprint of each `reportRejected()` from any process, until `signal` aborts. */
+  watchRejected?(onReport: (fingerprint: string) => void, signal: AbortSignal): void;
 }
 
 export interface TokenCacheOptions {

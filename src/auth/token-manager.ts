@@ -4,7 +4,8 @@
  * when the rejected token is still the current one, hourly validation, proactive rotation with revocation
  * of the old token, and a supplied token that is refused loudly, never silently replaced.
  * With several replicas (README.md "Running several replicas") only the leader mints, rotates and revokes; a
- * follower (`mayMint()` false) uses the token of the shared store and waits for the leader to replace it.
+ * follower (`mayMint()` false) uses the token of the shared store; after a 401 it tells the leader (which checks
+ * the token with /validate and re-mints only if Twitch refuses it there too) and waits for the replacement.
  */
 import { MAX_TIMER_MS, type Clock } from '../lib/clock.js';
 import { AbortedError, AppError, TokenRefusedError, throwIfAborted, toAppError } from '../lib/errors.js';
@@ -86,6 +87,8 @@ export class TokenManager implements TokenSource {
   #running = false;
   #checkingCache = false;
   #cacheAgain = false;
+  /** The fingerprint a follower reported rejected, while the leader checks it. */
+  #checkingReport: string | undefined;
   /** Counts store changes, swaps and role changes, so that a follower's wait never misses one that came just before it. */
   #changes = 0;
   readonly #wakers = new Set<() => void>();
@@ -150,7 +153,8 @@ export class TokenManager implements TokenSource {
   /**
    * Helix answered 401 to `rejected`. One shared re-mint if it is still the current token, else the
    * current token at once. A supplied token is refused (TOKEN_INVALID), never replaced. A follower does not
-   * mint: it takes a newer token from the store, or waits up to `leaderWaitMs` for the leader to write one.
+   * mint: it reports the 401 to the leader, then takes the store's token once /validate accepts it (the leader's
+   * replacement, or the same token if Twitch still accepts it), waiting up to `leaderWaitMs` for one.
    */
   async tokenRejected(rejected: AppToken, signal?: AbortSignal): Promise<AppToken> {
     throwIfAborted(signal);
@@ -162,16 +166,22 @@ export class TokenManager implements TokenSource {
       this.#refuse(err);
       throw err;
     }
-    this.#markBad(rejected.fingerprint);
     const current = this.#current;
-    if (current && !current.sameValueAs(rejected)) return current;
     if (!this.#leading()) {
+      if (current && !current.sameValueAs(rejected)) return current;
       if (current) {
-        this.#o.logger.warn('Twitch rejected the current app token; waiting for the leader to replace it', { fingerprint: current.fingerprint });
+        this.#o.logger.warn('Twitch rejected the current app token; telling the leader and waiting for its replacement', { fingerprint: current.fingerprint });
         this.#current = undefined; // later callers wait for the leader's token too, instead of using the dead one
+        this.#o.cache.reportRejected?.(current.fingerprint).catch((err: unknown) => {
+          this.#o.logger.warn('Could not tell the leader that Twitch rejected the token; waiting for it anyway', { error: toAppError(err) });
+        });
       }
-      return this.#fromLeader(signal, this.#o.leaderWaitMs, rejected);
+      // Not marked bad: the store's token is adopted again only after its own /validate, so a 401 that Twitch
+      // did not mean (the leader finds the token valid too, and keeps it) does not leave this replica without one.
+      return this.#fromLeader(signal, this.#o.leaderWaitMs);
     }
+    this.#markBad(rejected.fingerprint);
+    if (current && !current.sameValueAs(rejected)) return current;
     if (current) {
       this.#o.logger.warn('Twitch rejected the current app token; minting a new one', { fingerprint: current.fingerprint });
       this.#current = undefined; // later callers join the re-mint instead of using the dead token
@@ -213,6 +223,7 @@ export class TokenManager implements TokenSource {
       this.#changed();
       void this.#cacheChanged(loopSignal);
     }, loopSignal);
+    this.#o.cache.watchRejected?.((fingerprint) => void this.#rejectedElsewhere(fingerprint, loopSignal), loopSignal);
     const loop = runTokenLoop(
       this.#loopHost(),
       { clock: this.#o.clock, validateIntervalMs: this.#o.validateIntervalMs, random: this.#o.random, initialFailures: failures },
@@ -355,17 +366,17 @@ export class TokenManager implements TokenSource {
   }
 
   /**
-   * A follower's token: the current one unless it is `unwanted` or expired; else the store's (validated once);
+   * A follower's token: the current one unless it is expired; else the store's (validated once);
    * else the next one the leader writes, waited for up to `waitMs` (woken by the store's watch, a swap or
    * `roleChanged()`). Acquires as the leader if this replica starts leading meanwhile.
    * @throws LeaderTokenPending (TOKEN_UNAVAILABLE) when no token came within `waitMs`.
    */
-  async #fromLeader(signal: AbortSignal | undefined, waitMs: number, unwanted?: AppToken): Promise<AppToken> {
+  async #fromLeader(signal: AbortSignal | undefined, waitMs: number): Promise<AppToken> {
     const deadline = this.#o.clock.now() + waitMs;
     for (;;) {
       throwIfAborted(signal);
       const current = this.#current;
-      if (current && !unwanted?.sameValueAs(current) && this.#o.clock.now() < current.expiresAt) return current;
+      if (current && this.#o.clock.now() < current.expiresAt) return current;
       const seen = this.#changes;
       try {
         return await this.#share(signal, (s) => this.#acquire(s));
@@ -494,6 +505,27 @@ export class TokenManager implements TokenSource {
       } while (this.#cacheAgain);
     } finally {
       this.#checkingCache = false;
+    }
+  }
+
+  /**
+   * A follower reported that Twitch answered 401 to the token with `fingerprint`. On the leader, if that is still
+   * the current token: /validate it, and re-mint (the usual single flight) only if Twitch refuses it there too.
+   * Reports of a token already replaced, or arriving while one is checked, are ignored.
+   */
+  async #rejectedElsewhere(fingerprint: string, signal: AbortSignal): Promise<void> {
+    const current = this.#current;
+    if (this.#o.suppliedToken !== undefined || this.#refusal || !this.#leading() || current?.fingerprint !== fingerprint) return;
+    if (this.#checkingReport === fingerprint) return;
+    this.#checkingReport = fingerprint;
+    this.#o.logger.info('A follower replica reports a 401 for the app token; checking it with /validate', { fingerprint });
+    try {
+      await this.#validateCurrent(current, signal);
+      if (this.#current?.sameValueAs(current)) this.#o.logger.info('Twitch still accepts the app token a follower reported; keeping it', { fingerprint });
+    } catch (err) {
+      if (!signal.aborted) this.#o.logger.warn('Could not check the app token a follower reported', { fingerprint, error: toAppError(err) });
+    } finally {
+      this.#checkingReport = undefined;
     }
   }
 

@@ -50,6 +50,9 @@ const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('
 /** Deletes the lock only while this owner holds it: a lock that expired and was taken by another is left alone. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 
+/** What `fingerprintOf()` makes: the only message accepted on the rejected channel. */
+const FINGERPRINT = /^sha256:[0-9a-f]{8}$/;
+
 /** Marks "the value could not be read" in the watch's fallback poll. */
 const UNKNOWN = Symbol('unknown');
 
@@ -61,6 +64,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #key: string;
   readonly #lockKey: string;
   readonly #channel: string;
+  readonly #rejectedChannel: string;
   readonly #lockTtlMs: number;
   readonly #lockWaitMs: number;
   readonly #lockPollMs: number;
@@ -76,6 +80,7 @@ export class RedisTokenStore implements TokenStore {
     this.#key = redisKey(options.prefix, 'token');
     this.#lockKey = redisKey(options.prefix, 'token:lock');
     this.#channel = redisKey(options.prefix, 'token:changed');
+    this.#rejectedChannel = redisKey(options.prefix, 'token:rejected');
     this.#lockTtlMs = options.lockTtlMs ?? 30_000;
     this.#lockWaitMs = options.lockWaitMs ?? 30_000;
     this.#lockPollMs = options.lockPollMs ?? 25;
@@ -154,8 +159,45 @@ export class RedisTokenStore implements TokenStore {
    */
   watch(onChange: () => void, signal: AbortSignal): void {
     if (signal.aborted) return;
-    void this.#subscribe(onChange, signal);
+    void this.#subscribe(
+      this.#channel,
+      (message) => {
+        if (message !== this.#instance) onChange();
+      },
+      onChange,
+      signal,
+    );
     void this.#poll(onChange, signal);
+  }
+
+  /**
+   * Publishes the fingerprint (never the token) on `PREFIX:token:rejected`: a follower tells the leader that
+   * Twitch answered 401 here. Best effort: a report lost with the connection only leaves the follower waiting.
+   * @throws AppError REDIS_UNAVAILABLE.
+   */
+  async reportRejected(fingerprint: string): Promise<void> {
+    try {
+      await this.#client.publish(this.#rejectedChannel, fingerprint);
+    } catch (err) {
+      throw redisUnavailable(`Cannot report the rejected token on ${this.#rejectedChannel}`, err);
+    }
+  }
+
+  /**
+   * Calls `onReport` with each fingerprint published on `PREFIX:token:rejected` (anything else there is ignored),
+   * until `signal` aborts. A report sent while the subscriber was disconnected is lost: the follower that sent it
+   * times out its wait and its next 401 reports again.
+   */
+  watchRejected(onReport: (fingerprint: string) => void, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    void this.#subscribe(
+      this.#rejectedChannel,
+      (message) => {
+        if (FINGERPRINT.test(message)) onReport(message);
+      },
+      undefined,
+      signal,
+    );
   }
 
   #parse(raw: string): CachedToken | undefined {
@@ -226,7 +268,8 @@ export class RedisTokenStore implements TokenStore {
     }
   }
 
-  async #subscribe(onChange: () => void, signal: AbortSignal): Promise<void> {
+  /** Subscribes a duplicate connection to `channel`; `onReconnect` runs after each reconnection (messages sent meanwhile are lost). */
+  async #subscribe(channel: string, onMessage: (message: string) => void, onReconnect: (() => void) | undefined, signal: AbortSignal): Promise<void> {
     // Its own reconnection policy: the parent's may report to the parent's owner (redis-connection.ts), and a
     // client built with `reconnectStrategy: false` would otherwise leave the watch to the poll for good.
     const subscriber = this.#client.duplicate({
@@ -236,12 +279,12 @@ export class RedisTokenStore implements TokenStore {
     let everReady = false;
     subscriber.on('error', (err: Error) => {
       // node-redis emits one error per failed reconnection: say it once per outage.
-      if (healthy && !signal.aborted) this.#logger.warn('The token watch lost its Redis connection; reconnecting', { channel: this.#channel, error: err });
+      if (healthy && !signal.aborted) this.#logger.warn('The token watch lost its Redis connection; reconnecting', { channel, error: err });
       healthy = false;
     });
     subscriber.on('ready', () => {
       // node-redis subscribes again by itself; what was published meanwhile is lost, so look again.
-      if (everReady && !healthy && !signal.aborted) onChange();
+      if (everReady && !healthy && !signal.aborted) onReconnect?.();
       everReady = true;
       healthy = true;
     });
@@ -255,12 +298,13 @@ export class RedisTokenStore implements TokenStore {
     signal.addEventListener('abort', close, { once: true });
     try {
       await subscriber.connect();
-      await subscriber.subscribe(this.#channel, (message) => {
-        if (message !== this.#instance) onChange();
-      });
+      await subscriber.subscribe(channel, onMessage);
     } catch (err) {
       if (signal.aborted) return;
-      this.#logger.warn('Cannot subscribe to token changes in Redis; they are seen by the slower poll instead', { channel: this.#channel, error: err });
+      this.#logger.warn(
+        onReconnect ? 'Cannot subscribe to token changes in Redis; they are seen by the slower poll instead' : 'Cannot subscribe to reports of rejected tokens in Redis; followers wait longer after a 401',
+        { channel, error: err },
+      );
       signal.removeEventListener('abort', close);
       close();
     }

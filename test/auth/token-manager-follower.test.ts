@@ -35,6 +35,7 @@ interface Replica {
 }
 
 interface Cluster {
+  prefix: string;
   clock: FakeClock;
   oauth: FakeOAuth;
   logs: LogCapture;
@@ -48,6 +49,7 @@ function cluster(t: TestContext): Cluster {
   const logs = captureLogs();
   const prefix = `eventsubd:follower${++prefixes}`;
   return {
+    prefix,
     clock,
     oauth,
     logs,
@@ -65,6 +67,21 @@ function cluster(t: TestContext): Cluster {
       return { m, store, client };
     },
   };
+}
+
+/**
+ * A started leader and follower, once the leader listens for reports of rejected tokens (a report published
+ * before that is lost, as it would be in production: the follower then only waits longer).
+ */
+async function leaderAndFollower(t: TestContext): Promise<{ c: Cluster; l: Replica; f: Replica }> {
+  const c = cluster(t);
+  const l = await c.replica(leader);
+  await l.m.start();
+  const f = await c.replica(follower);
+  await f.m.start();
+  const channel = `${c.prefix}:token:rejected`;
+  await untilTurn(async () => ((await l.client.pubSubNumSub(channel))[channel] ?? 0) >= 2, 'the subscriptions to rejected tokens');
+  return { c, l, f };
 }
 
 const leader = (): boolean => true;
@@ -144,18 +161,19 @@ test('TokenManager: a 401 storm across two processes that may both mint (a CLI b
   assert.ok(ta.sameValueAs(tb));
 });
 
-test('TokenManager follower never mints, rotates nor revokes: after a 401 it waits for the leader, then fails the call with TOKEN_UNAVAILABLE', GUARD, async (t) => {
+test('TokenManager follower never mints, rotates nor revokes: after a 401 with no leader running it waits for one, then fails the call with TOKEN_UNAVAILABLE', GUARD, async (t) => {
   const c = cluster(t);
   const l = await c.replica(leader);
-  await l.m.start();
+  const token = await l.m.getToken(); // the leader wrote the token, then its process stopped
+  await l.m.close();
   const f = await c.replica(follower);
   await f.m.start();
-  const token = await f.m.getToken();
+  assert.ok((await f.m.getToken()).sameValueAs(token));
   await assert.rejects(f.m.rotate(), { code: 'TOKEN_UNAVAILABLE', message: /follower replica/ });
   await assert.rejects(f.m.revoke(), { code: 'TOKEN_UNAVAILABLE', message: /follower replica/ });
 
+  c.oauth.kill(token.reveal());
   const sleeps = c.clock.sleeps.length;
-  // Only the follower saw the 401: the leader writes nothing new.
   const rejected = assert.rejects(f.m.tokenRejected(token), { code: 'TOKEN_UNAVAILABLE', message: /waiting for the leader's token/ });
   await untilSleeping(c.clock, () => c.clock.sleeps.slice(sleeps).includes(30_000), "the follower's wait for the leader");
   assert.equal(f.m.status().state, 'missing', 'the dead token is no longer offered');
@@ -164,7 +182,36 @@ test('TokenManager follower never mints, rotates nor revokes: after a 401 it wai
   assert.equal(c.oauth.mintCalls, 1);
   assert.deepEqual(c.oauth.revoked, []);
   assert.equal((await f.store.read())?.accessToken, token.reveal(), 'the follower left the shared record alone');
-  assert.ok(c.logs.records().some((r) => r.msg === 'Twitch rejected the current app token; waiting for the leader to replace it'));
+  assert.ok(c.logs.records().some((r) => r.msg === 'Twitch rejected the current app token; telling the leader and waiting for its replacement'));
+});
+
+test('TokenManager: a 401 that only a follower saw reaches the leader, which checks the token with /validate and re-mints once; the follower takes the new token without waiting out its 30 s', GUARD, async (t) => {
+  const { c, l, f } = await leaderAndFollower(t);
+  const token = await f.m.getToken();
+  const leaderValidations = l.m.stats.validations;
+
+  c.oauth.kill(token.reveal()); // Twitch stops accepting it; only the follower has made a Helix call since
+  const fresh = await f.m.tokenRejected(token); // no clock advance: the leader's mint, not the follower's timeout, ends the wait
+  assert.ok(!fresh.sameValueAs(token));
+  assert.ok((await l.m.getToken()).sameValueAs(fresh), "the follower took the leader's new token");
+  assert.equal(c.oauth.mintCalls, 2, 'one mint, by the leader');
+  assert.equal(f.m.stats.mints, 0);
+  assert.equal(l.m.stats.validations - leaderValidations, 1, 'the leader checked the reported token once before minting');
+  assert.equal((await l.store.read())?.accessToken, fresh.reveal());
+  const messages = c.logs.records().map((r) => r.msg);
+  assert.ok(messages.includes('A follower replica reports a 401 for the app token; checking it with /validate'));
+  assertNoSecrets(c);
+});
+
+test('TokenManager: a 401 a follower saw for a token Twitch still accepts mints nothing: the leader and the follower each /validate it and keep it', GUARD, async (t) => {
+  const { c, l, f } = await leaderAndFollower(t);
+  const token = await f.m.getToken();
+  const again = await f.m.tokenRejected(token); // a 401 Twitch did not mean: the token is still valid
+  assert.ok(again.sameValueAs(token), 'the follower adopted the same token again after its own /validate');
+  await untilTurn(() => c.logs.records().some((r) => r.msg === 'Twitch still accepts the app token a follower reported; keeping it'), "the leader's check of the reported token");
+  assert.ok((await l.m.getToken()).sameValueAs(token));
+  assert.equal(c.oauth.mintCalls, 1, 'no mint');
+  assert.equal(f.m.status().state, 'ok');
 });
 
 test("TokenManager follower takes the leader's rotated token at the rotation deadline, without minting or revoking", GUARD, async (t) => {

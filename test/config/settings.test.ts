@@ -101,8 +101,9 @@ describe('loadConfig()', () => {
       throw Object.assign(new Error('denied'), { code: 'EACCES' });
     };
     const err = configError(() => loadConfig({ CREDENTIALS_DIRECTORY: '/creds' }, { readFile }));
-    // Every secret's credential is unreadable: all five are reported, in one line.
-    assert.match(err.message, /^Settings: 5 problems: TWITCH_CLIENT_SECRET: cannot read the systemd credential \/creds\/twitch_client_secret \(CREDENTIALS_DIRECTORY\): EACCES; TWITCH_ACCESS_TOKEN: /);
+    // Every secret's credential is unreadable: all six are reported, in one line.
+    assert.match(err.message, /^Settings: 6 problems: TWITCH_CLIENT_SECRET: cannot read the systemd credential \/creds\/twitch_client_secret \(CREDENTIALS_DIRECTORY\): EACCES; TWITCH_ACCESS_TOKEN: /);
+    assert.match(err.message, /EVENTSUBD_REDIS_URL: cannot read the systemd credential \/creds\/eventsubd_redis_url /);
     assert.equal((err as { setting?: string }).setting, 'CREDENTIALS_DIRECTORY');
   });
 

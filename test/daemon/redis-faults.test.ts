@@ -8,8 +8,9 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { createClient } from 'redis';
 import type { JournalRecord } from '../../src/journal/types.js';
+import { runCli } from '../helpers/cli.js';
 import { startRedisServer } from '../helpers/redis-server.js';
-import { DaemonProcess, httpGet, replicaFixture, startDaemon, status, useFixture, waitFor, type Fixture } from './harness.js';
+import { DaemonProcess, httpGet, jsonLines, replicaFixture, startDaemon, status, useFixture, waitFor, type Fixture } from './harness.js';
 import { send } from './messages.js';
 
 const PREFIX = 'eventsubd-faults';
@@ -54,7 +55,15 @@ describe('the daemon on Redis: faults', { timeout: 120_000 }, () => {
     const answer = await send(f, { messageId: early });
     assert.equal(answer.status, 204, "Twitch's retry of the refused message is stored");
     assert.deepEqual(await streamIds(redis.url), [early]);
+    // The CLI reads the same stream; with Redis gone it says so (exit 1), it does not wait.
+    const tail = await runCli(['events', 'tail', '--json'], { env: f.env(redisEnv(redis.url)) });
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.deepEqual(jsonLines(tail.stdout).map((r) => [r.seq, r.message_id]), [[1, early]]);
     assert.equal(await d.stop(), 0);
+    await redis.stop();
+    const down = await runCli(['events', 'tail'], { env: f.env(redisEnv(redis.url)) });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /REDIS_UNAVAILABLE/);
   });
 
   test('Redis killed mid-load and restarted: every acknowledged message is in the stream, once', async (t) => {

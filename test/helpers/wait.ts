@@ -103,11 +103,12 @@ export function untilSleeping(clock: FakeClock, cond: () => boolean, what: strin
 
 /**
  * Last resort, for a state that no event announces (counters of a component without events): checks `cond()`
- * on every turn of the event loop. It yields with setImmediate, letting I/O run, and never sleeps a set time.
+ * on every turn of the event loop (or asks Redis, say, on every turn: `cond` may be async). It yields with
+ * setImmediate, letting I/O run, and never sleeps a set time.
  */
-export async function untilTurn(cond: () => boolean, what: string, timeoutMs = GUARD_MS): Promise<void> {
+export async function untilTurn(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = GUARD_MS): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

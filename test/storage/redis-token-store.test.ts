@@ -13,7 +13,7 @@ import { RedisTokenStore, type RedisClient, type RedisTokenStoreOptions } from '
 import { captureLogs, CLIENT_ID, FakeOAuth, OTHER_CLIENT_ID, tempDir } from '../auth/fakes.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { redisClient, startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
-import { deferred } from '../helpers/wait.js';
+import { deferred, untilTurn } from '../helpers/wait.js';
 
 let server: RedisServerHandle;
 before(async () => {
@@ -46,15 +46,6 @@ async function guarded<T>(promise: Promise<T>, what: string, timeoutMs = 10_000)
     return await Promise.race([promise, late]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Polls Redis until `cond` holds (a state no event announces), with a guard. */
-async function untilRedis(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 
@@ -146,7 +137,7 @@ test('RedisTokenStore.withLock() excludes a second store on another connection u
   // b polls: its lock attempts are visible as failed SET NX calls; wait for a few of them.
   const stats = async () => Number(/calls=(\d+)/.exec((await a.client.info('commandstats')).split('\n').find((l) => l.startsWith('cmdstat_set:')) ?? '')?.[1] ?? 0);
   const setsBefore = await stats();
-  await untilRedis(async () => (await stats()) >= setsBefore + 3, 'b to try the lock three more times');
+  await untilTurn(async () => (await stats()) >= setsBefore + 3, 'b to try the lock three more times');
   assert.deepEqual(events, ['a in'], 'b must wait while a holds the lock');
   gate.resolve();
   const [ra, rb] = await Promise.all([first, second]);
@@ -221,7 +212,7 @@ test('RedisTokenStore.withLock() never releases a lock that expired and was take
   const bEntered = deferred();
   const bGate = deferred();
   const first = a.store.withLock(() => aGate.promise);
-  await untilRedis(async () => (await a.client.exists(`${prefix}:token:lock`)) === 1, "a's lock");
+  await untilTurn(async () => (await a.client.exists(`${prefix}:token:lock`)) === 1, "a's lock");
   const second = b.store.withLock(async () => {
     bEntered.resolve();
     await bGate.promise;
@@ -258,7 +249,7 @@ test('RedisTokenStore.watch() calls onChange when another store writes or remove
     changes++;
     onChange();
   }, ac.signal);
-  await untilRedis(async () => (await a.client.pubSubNumSub(`${prefix}:token:changed`))[`${prefix}:token:changed`] === 1, 'the subscription');
+  await untilTurn(async () => (await a.client.pubSubNumSub(`${prefix}:token:changed`))[`${prefix}:token:changed`] === 1, 'the subscription');
   const token = new FakeOAuth(new FakeClock()).tokenFor('watched-redis-token');
   const next = (): Promise<void> => new Promise((resolve) => (onChange = resolve));
 
@@ -273,7 +264,7 @@ test('RedisTokenStore.watch() calls onChange when another store writes or remove
   assert.equal(changes, 2);
 
   ac.abort();
-  await untilRedis(async () => (await a.client.pubSubNumSub(`${prefix}:token:changed`))[`${prefix}:token:changed`] === 0, 'the subscriber to close');
+  await untilTurn(async () => (await a.client.pubSubNumSub(`${prefix}:token:changed`))[`${prefix}:token:changed`] === 0, 'the subscriber to close');
 });
 
 test('RedisTokenStore.watch() sees a change made without a message through its fallback poll', async (t) => {
@@ -307,9 +298,36 @@ test('RedisTokenStore.watch() calls onChange after its subscriber reconnects, fo
     changes++;
     changed.resolve();
   }, ac.signal);
-  await untilRedis(async () => (await client.pubSubNumSub(`${prefix}:token:changed`))[`${prefix}:token:changed`] === 1, 'the subscription');
+  await untilTurn(async () => (await client.pubSubNumSub(`${prefix}:token:changed`))[`${prefix}:token:changed`] === 1, 'the subscription');
   await own.restart();
   await guarded(changed.promise, 'onChange after the reconnection');
   assert.equal(changes, 1);
   assert.ok(logs.records().some((r) => r.msg === 'The token watch lost its Redis connection; reconnecting'));
+});
+
+test('RedisTokenStore.reportRejected() reaches watchRejected() on another connection as the fingerprint alone; anything else on the channel is ignored', async (t) => {
+  const prefix = freshPrefix();
+  const leader = await store(t, { prefix });
+  const follower = await store(t, { prefix });
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const reports: string[] = [];
+  let onReport = (): void => {};
+  leader.store.watchRejected((fingerprint) => {
+    reports.push(fingerprint);
+    onReport();
+  }, ac.signal);
+  const channel = `${prefix}:token:rejected`;
+  await untilTurn(async () => (await leader.client.pubSubNumSub(channel))[channel] === 1, 'the subscription');
+  const seen = new Promise<void>((resolve) => (onReport = resolve));
+  await follower.client.publish(channel, 'not a fingerprint'); // a stray or hostile message: never handed on
+  await follower.client.publish(channel, 'sha256:0123456789'); // too long
+  await follower.store.reportRejected('sha256:0badc0de');
+  await guarded(seen, 'the report');
+  assert.deepEqual(reports, ['sha256:0badc0de']);
+
+  ac.abort();
+  await untilTurn(async () => (await leader.client.pubSubNumSub(channel))[channel] === 0, 'the subscriber to close');
+  follower.client.destroy();
+  await assert.rejects(follower.store.reportRejected('sha256:0badc0de'), { code: 'REDIS_UNAVAILABLE', message: /token:rejected/ });
 });
