@@ -420,6 +420,9 @@ export class Daemon {
     this.#closing = true;
     await this.#o.notifier.notify({ STOPPING: '1', STATUS: 'stopping' });
     this.#abort.abort(new Error('stopping'));
+    // A stop that comes while the Twitch side is still starting waits for it: what it starts (the cron job among them)
+    // is then known here and stopped below, rather than left running and keeping the process alive.
+    await this.#twitchSide;
     await this.#cron?.stop();
     await this.#cron?.destroy();
     await this.#scheduler?.close();

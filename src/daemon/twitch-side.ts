@@ -77,8 +77,18 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
       : undefined,
     config.transport === 'conduit' ? Promise.all([import('../conduit/conduit-runtime.js'), import('../conduit/conduit-manager.js')]) : undefined,
   ]);
-  if (o.isClosing()) return undefined;
   const replication = o.replication;
+  // Webhook mode still owns the conduit a conduit-mode run recorded: switching back migrates its subscriptions.
+  // Read before the check below, so that nothing is awaited between the check and the return: a stop cannot come
+  // in between and miss what is started here.
+  const recorded =
+    managed && !conduitModules
+      ? await (replication ? replication.conduitStore().read() : managed[5].readConduitRecord(config.stateDir)).catch((err: unknown) => {
+          logger.warn('The conduit record cannot be read: subscriptions on that conduit are not migrated', { error: toAppError(err) });
+          return undefined;
+        })
+      : undefined;
+  if (o.isClosing()) return undefined;
   const leading = replication ? () => replication.role === 'leader' : undefined;
   const stack = buildTwitchStack(config, {
     clock,
@@ -122,13 +132,7 @@ export async function startTwitchSide(o: TwitchSideOptions): Promise<TwitchSide 
   let cron: ScheduledTask | undefined;
   let authorization: AuthorizationWatch | undefined;
   if (managed && config.subscriptionsFile) {
-    const [{ SyncScheduler }, { schedule }, { AuthorizationWatch }, { GrantStore }, { deliveryTarget, ownershipOf }, { readConduitRecord }] = managed;
-    // Webhook mode still owns the conduit a conduit-mode run recorded: switching back migrates its subscriptions.
-    const readRecord = replication ? () => replication.conduitStore().read() : () => readConduitRecord(config.stateDir);
-    const recorded = manager ? undefined : await readRecord().catch((err: unknown) => {
-      logger.warn('The conduit record cannot be read: subscriptions on that conduit are not migrated', { error: toAppError(err) });
-      return undefined;
-    });
+    const [{ SyncScheduler }, { schedule }, { AuthorizationWatch }, { GrantStore }, { deliveryTarget, ownershipOf }] = managed;
     const recordedIds = recorded ? [recorded.conduit_id, ...recorded.previous] : [];
     const conduits = manager;
     authorization = new AuthorizationWatch({

@@ -5,12 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { getTasks } from 'node-cron';
 import { request } from 'undici';
 import { runCli } from '../../src/cli/run.js';
 import { systemClock } from '../../src/lib/clock.js';
 import { emulatorSettings } from '../helpers/cli.js';
 import { revocationBody } from '../receiver/helpers.js';
 import { startInProcessDaemon, type InProcessDaemon } from './in-process.js';
+import { deferred } from '../helpers/wait.js';
 
 const DECLARED = [
   { type: 'stream.online', version: '1', condition: { broadcaster_user_id: '12345' } },
@@ -87,4 +89,26 @@ test('Daemon in-process: after `eventsubd token rotate` from the CLI, /status sh
   const token = (await getJson(d, '/status')).body.token as { state: string; fingerprint: string };
   assert.deepEqual([token.state, token.fingerprint], ['ok', rotated.current]);
   assert.ok(d.logs.records().some((r) => r.msg === 'Another process changed the shared token cache; taking its token'));
+});
+
+test('Daemon in-process: a stop that comes while the Twitch side is still starting stops what it started (no cron job left)', async (t) => {
+  const held = deferred();
+  const asked = deferred();
+  const d = await startInProcessDaemon(t, {}, {
+    subscriptions: DECLARED,
+    dispatcher: async (agent) => {
+      asked.resolve();
+      await held.promise;
+      return agent;
+    },
+  });
+  await asked.promise;
+  const before = new Set(getTasks().keys());
+  const closed = d.daemon.close();
+  held.resolve();
+  await closed;
+  await d.daemon.reload(); // resolves once the Twitch side's start has settled, whether or not close() waited for it
+  const left = [...getTasks().values()].filter((task) => !before.has(task.id) || task.name === 'reconcile');
+  assert.deepEqual(left.map((task) => task.name), [], 'the reconcile job is destroyed');
+  assert.equal(d.logs.records().some((r) => r.msg === 'Stopped; subscriptions are left in place'), true);
 });

@@ -97,7 +97,11 @@ let counter = 0;
 export async function startInProcessDaemon(
   t: TestContext,
   env: Record<string, string> = {},
-  options: { subscriptions?: ReadonlyArray<{ type: string; version: string; condition: Record<string, string> }> } = {},
+  options: {
+    subscriptions?: ReadonlyArray<{ type: string; version: string; condition: Record<string, string> }>;
+    /** Wraps how the Twitch side gets its HTTP agent (to hold its start back, say). */
+    dispatcher?: (agent: Agent) => Promise<Agent>;
+  } = {},
 ): Promise<InProcessDaemon> {
   const port = await freePort();
   const emulator = await startEmulator({ host: '127.0.0.1', port: 0, deliverTo: `http://127.0.0.1:${port}` });
@@ -133,7 +137,7 @@ export async function startInProcessDaemon(
     clock,
     logger: logs.logger,
     notifier,
-    dispatcher: async () => agent,
+    dispatcher: options.dispatcher ? () => options.dispatcher!(agent) : async () => agent,
     pid: process.pid,
     uid: process.getuid?.(),
   }));

@@ -37,7 +37,7 @@ for (const kind of ['exception', 'rejection'] as const) {
     assert.equal(crash.length, 1, stderr);
     assert.equal((crash[0]!.error as { code: string }).code, 'INTERNAL_ERROR');
     assert.ok(lines.some((l) => l.msg === 'Stopped; subscriptions are left in place'), 'it went through the graceful stop');
-    assert.ok(!stderr.includes('still open after the command returned'), 'no handle was left open');
+    assert.ok(!stderr.includes('still open after the command returned'), `no handle was left open: ${stderr}`);
     assert.equal(code, 1);
     assert.deepEqual(readJournal(f.stateDir).map((r) => r.message_id), [acked.messageId]);
   });
