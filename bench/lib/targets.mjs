@@ -55,8 +55,8 @@ export function metricValue(text, name) {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-async function startIpcServer(script, args) {
-  const handle = startChild(process.execPath, [script, ...args], { ipc: true, cwd: ROOT });
+async function startIpcServer(script, args, nodeArgs = []) {
+  const handle = startChild(process.execPath, [...nodeArgs, script, ...args], { ipc: true, cwd: ROOT });
   await new Promise((resolve, reject) => {
     handle.child.once('message', resolve);
     handle.exited.then((code) => reject(new Error(`${script} exited ${code}: ${handle.stderr}`)));
@@ -75,11 +75,12 @@ export async function startTarget(name, { emulator, extraEnv = {}, nodeArgs = []
   const url = `http://127.0.0.1:${port}`;
   if (name === 'plain' || name === 'twurple') {
     const script = join(ROOT, 'bench', 'servers', `${name}.mjs`);
-    const { handle, ask } = await startIpcServer(script, name === 'twurple' ? [String(port), SECRET] : [String(port)]);
+    const { handle, ask } = await startIpcServer(script, name === 'twurple' ? [String(port), SECRET] : [String(port)], nodeArgs);
     return {
       name,
       url,
       pid: handle.child.pid,
+      handle,
       counts: async () => {
         const { accepted } = await ask();
         return { accepted, rejected: 0, detail: {} };

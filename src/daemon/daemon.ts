@@ -157,7 +157,10 @@ export class Daemon {
       dedup,
       clock,
       onRevocation: (sub) => this.#onRevocation(sub),
-      onNotification: (sub, event) => this.#authorization?.onNotification(sub.type, event),
+      // Only the authorization events are parsed: the others stay the raw bytes the fast path journaled.
+      onNotification: (sub, event) => {
+        if (sub.type.startsWith('user.authorization.')) this.#authorization?.onNotification(sub.type, event());
+      },
       logger: logger.child({ component: 'intake' }),
     }));
     const handler = createWebhookHandler({

@@ -12,7 +12,7 @@ import type { JournalEntry, JournalRecord } from './types.js';
 
 /** The format this code writes. */
 export const FORMAT_VERSION = 2;
-const CRC_FIELD = ',"crc32":"';
+export const CRC_FIELD = ',"crc32":"';
 /** `,"crc32":"` + 8 hex digits + `"}` */
 const CRC_SUFFIX_LENGTH = CRC_FIELD.length + 10;
 
@@ -41,6 +41,16 @@ export function serializeEntry(entry: JournalEntry): string {
     throw new TypeError('A journal entry must serialise to a non-empty JSON object');
   }
   return body;
+}
+
+/**
+ * What the writer queues for an entry: its serialised JSON after the opening brace (`"message_id":...}`),
+ * UTF-8; the writer puts `{"seq":N,` in front when it assigns the seq.
+ * @throws TypeError when the entry cannot be serialised (see serializeEntry).
+ */
+export function recordTail(entry: JournalEntry): Buffer {
+  const json = serializeEntry(entry);
+  return Buffer.from(json.slice(1), 'utf8');
 }
 
 /** One line, newline included: `{"seq":42,` + the rest of the serialised entry + its checksum field. */

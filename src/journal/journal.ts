@@ -9,7 +9,7 @@
  */
 import { AbortedError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
-import { receivedAtMs } from './format.js';
+import { receivedAtMs, recordTail, toRecord } from './format.js';
 import { Histogram } from '../lib/metrics.js';
 import { Quarantine } from './quarantine.js';
 import { readRecords, type ReadPosition } from './reader.js';
@@ -120,9 +120,20 @@ export class Journal {
    * @throws TypeError when the entry cannot be serialised as JSON.
    */
   async append(entry: JournalEntry): Promise<JournalRecord> {
-    if (!this.#writer) throw new JournalError('Cannot append to a journal opened read-only', { path: this.#options.dir });
-    if (this.#closing) throw new JournalError('Cannot append to the journal: it is closed', { path: this.#options.dir });
-    return this.#writer.enqueue(entry);
+    const seq = await this.appendPrepared(recordTail(entry), entry.received_at);
+    return toRecord(seq, entry);
+  }
+
+  /**
+   * Appends one record already serialised by the caller (the receiver's fast path): `tail` is the record's
+   * JSON after `{"seq":N,`, UTF-8, one line, ending with `}` (format.ts `recordTail` gives it for an entry).
+   * Resolves with its seq once written and fdatasynced.
+   * @throws JournalError as `append()`.
+   */
+  appendPrepared(tail: Buffer, receivedAt: string): Promise<number> {
+    if (!this.#writer) return Promise.reject(new JournalError('Cannot append to a journal opened read-only', { path: this.#options.dir }));
+    if (this.#closing) return Promise.reject(new JournalError('Cannot append to the journal: it is closed', { path: this.#options.dir }));
+    return this.#writer.enqueue(tail, receivedAt);
   }
 
   /**

@@ -15,16 +15,19 @@
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { formatLine, receivedAtMs, segmentName, serializeEntry, toRecord } from './format.js';
+import { crc32 } from 'node:zlib';
+import { CRC_FIELD, segmentName } from './format.js';
 import type { Histogram } from '../lib/metrics.js';
 import { syncDir, writeAll } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, OPEN_REPLACE, OPEN_WRITE, type JournalEntry, type JournalFileHandle, type JournalFs, type JournalRecord } from './types.js';
+import { errMessage, JournalError, OPEN_REPLACE, OPEN_WRITE, type JournalFileHandle, type JournalFs } from './types.js';
 
 interface Pending {
-  entry: JournalEntry;
-  body: string;
-  resolve: (record: JournalRecord) => void;
+  /** The record's JSON after `{"seq":N,` (UTF-8, closing brace included): see format.ts `recordTail`. */
+  tail: Buffer;
+  /** The record's `received_at`, for the segment's age (retention). */
+  receivedAt: string;
+  resolve: (seq: number) => void;
   reject: (err: Error) => void;
 }
 
@@ -95,18 +98,18 @@ export class SegmentWriter {
     return this.#failing;
   }
 
-  /** Queues one entry; resolves with its record once it is on disk. */
-  enqueue(entry: JournalEntry): Promise<JournalRecord> {
-    const body = serializeEntry(entry);
+  /** Queues one record (its JSON after `{"seq":N,`); resolves with its seq once it is on disk. */
+  enqueue(tail: Buffer, receivedAt: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, body, resolve, reject });
+      this.#queue.push({ tail, receivedAt, resolve, reject });
       if (this.#wakeOnArrival) {
         this.#wakeOnArrival(true);
         this.#wakeOnArrival = undefined;
         this.#arrival = undefined;
       }
-      // A microtask later, so that appends made in the same tick share the first batch.
-      this.#running ??= Promise.resolve().then(() => this.#drain());
+      // After the event loop's current I/O phase, so that every request read in it shares the first batch
+      // (a microtask would start a batch of one after the first request's callback).
+      this.#running ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#drain());
     });
   }
 
@@ -152,7 +155,7 @@ export class SegmentWriter {
     let bytes = 0;
     let n = 0;
     while (n < this.#queue.length && n < this.#o.maxBatchEntries && (n === 0 || bytes < MAX_BATCH_BYTES)) {
-      bytes += this.#queue[n]!.body.length;
+      bytes += this.#queue[n]!.tail.length;
       n += 1;
     }
     return this.#queue.splice(0, n);
@@ -164,7 +167,7 @@ export class SegmentWriter {
     let buf: Buffer | undefined;
     let seg: Segment | undefined;
     try {
-      buf = Buffer.from(batch.map((p, i) => formatLine(first + i, p.body)).join(''), 'utf8');
+      buf = formatBatch(batch, first);
       seg = await this.#prepare();
       const position = seg.size + this.#pendingBytes;
       this.#pendingBytes += buf.length;
@@ -204,7 +207,7 @@ export class SegmentWriter {
     seg.size += bytes;
     this.#pendingBytes -= bytes;
     seg.lastSeq = last;
-    seg.lastReceivedAtMs = receivedAtMs(batch[batch.length - 1]!.entry);
+    seg.lastReceivedAtMs = Date.parse(batch[batch.length - 1]!.receivedAt);
     set.head = last;
     this.counters.appends += batch.length;
     if (this.#failing) {
@@ -216,7 +219,7 @@ export class SegmentWriter {
       this.#rolled = false;
       await this.#o.onRoll();
     }
-    batch.forEach((p, i) => p.resolve(toRecord(first + i, p.entry)));
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(first + i);
     this.#o.onCommit();
   }
 
@@ -344,4 +347,27 @@ export class SegmentWriter {
     this.#rolled = true;
     return seg;
   }
+}
+
+/** `,"crc32":"` + 8 hex digits + `"}` + newline */
+const LINE_END_LENGTH = CRC_FIELD.length + 11;
+
+/**
+ * The batch's lines as one buffer, each `{"seq":N,` + its tail with the checksum field before the closing
+ * brace (format.ts `checksummed`, computed here over bytes: the tail is already UTF-8).
+ */
+function formatBatch(batch: readonly Pending[], first: number): Buffer {
+  let total = 0;
+  for (let i = 0; i < batch.length; i++) total += 8 + String(first + i).length + batch[i]!.tail.length - 1 + LINE_END_LENGTH;
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const tail = batch[i]!.tail;
+    const prefixStart = at;
+    at += out.write(`{"seq":${first + i},`, at, 'latin1');
+    const crc = crc32(tail, crc32(out.subarray(prefixStart, at)));
+    at += tail.copy(out, at, 0, tail.length - 1);
+    at += out.write(`${CRC_FIELD}${crc.toString(16).padStart(8, '0')}"}\n`, at, 'latin1');
+  }
+  return out;
 }

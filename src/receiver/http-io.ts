@@ -1,41 +1,63 @@
 /** Reading a node:http request into a ReceiverRequest: the capped body, the path, the distinct headers. */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ReceiverRequest } from './types.js';
 
 /**
- * Reads the whole body, stopping (and pausing the stream) as soon as it passes `maxBytes`; `progress.bytes`
- * follows what has arrived. Resolves `'aborted'` when the request ends without its full body (client gone,
- * request timeout). Never rejects.
+ * Reads a request's whole body, stopping (and pausing the stream) as soon as it passes `maxBytes`, then calls
+ * `done` once: with the body, `'too_large'`, or `'aborted'` when the request ends without its full body
+ * (client gone, request timeout). `bytes` follows what has arrived and `startedAt` (performance.now()) when the
+ * reading began, for the slow-body check. Plain listeners and no promise: it runs for every request.
  */
-export function readBody(req: IncomingMessage, maxBytes: number, progress?: { bytes: number }): Promise<Buffer | 'too_large' | 'aborted'> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: Buffer | 'too_large' | 'aborted'): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('close', onAbort);
-      req.off('error', onAbort);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (progress) progress.bytes = size;
-      if (size > maxBytes) {
-        chunks.length = 0;
-        req.pause();
-        finish('too_large');
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => finish(Buffer.concat(chunks, size));
-    const onAbort = (): void => finish('aborted');
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('close', onAbort);
-    req.on('error', onAbort);
-  });
+export class BodyRead {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly headers: ReceiverRequest['headers'];
+  readonly hasBody: boolean;
+  readonly startedAt = performance.now();
+  bytes = 0;
+  done = false;
+  readonly #max: number;
+  readonly #onDone: (read: BodyRead, body: Buffer | 'too_large' | 'aborted') => void;
+  #chunks: Buffer[] = [];
+
+  constructor(
+    req: IncomingMessage,
+    res: ServerResponse,
+    headers: ReceiverRequest['headers'],
+    hasBody: boolean,
+    maxBytes: number,
+    onDone: (read: BodyRead, body: Buffer | 'too_large' | 'aborted') => void,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.headers = headers;
+    this.hasBody = hasBody;
+    this.#max = maxBytes;
+    this.#onDone = onDone;
+    req.on('data', (chunk: Buffer) => this.#data(chunk));
+    req.on('end', () => this.#finish(Buffer.concat(this.#chunks, this.bytes)));
+    req.on('close', () => this.#finish('aborted'));
+    req.on('error', () => this.#finish('aborted'));
+  }
+
+  #data(chunk: Buffer): void {
+    if (this.done) return;
+    this.bytes += chunk.length;
+    if (this.bytes > this.#max) {
+      this.#chunks = [];
+      this.req.pause();
+      this.#finish('too_large');
+      return;
+    }
+    this.#chunks.push(chunk);
+  }
+
+  #finish(result: Buffer | 'too_large' | 'aborted'): void {
+    if (this.done) return;
+    this.done = true;
+    this.#chunks = [];
+    this.#onDone(this, result);
+  }
 }
 
 /** The path of a request target, without the query; absolute-form targets are reduced to their path. */

@@ -7,7 +7,7 @@
 import type { Clock } from '../lib/clock.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { Dedup } from './dedup.js';
-import type { JournalEntry, JournalSink, ReceivedSubscription } from './types.js';
+import type { JournalEntry, JournalSink, PreparedNotification, ReceivedSubscription } from './types.js';
 
 export type StoreResult = 'stored' | 'duplicate' | 'failed';
 
@@ -17,25 +17,38 @@ export interface IntakeDeps {
   clock: Clock;
   /** Called after a new revocation was journaled. Errors it throws are logged. */
   onRevocation?: ((subscription: ReceivedSubscription) => void) | undefined;
-  /** Called after a new notification was journaled (the daemon watches `user.authorization.*`). Errors are logged. */
-  onNotification?: ((subscription: ReceivedSubscription, event: unknown) => void) | undefined;
+  /**
+   * Called after a new notification was journaled (the daemon watches `user.authorization.*`); `event()` gives
+   * its event (parsed on demand: the fast path journals the raw bytes). Errors are logged.
+   */
+  onNotification?: ((subscription: ReceivedSubscription, event: () => unknown) => void) | undefined;
   logger?: Logger | undefined;
 }
+
+/** What an append in flight for a message id ends as: `stored`, `duplicate` (the store had it) or `failed`. */
+type Outcome = Promise<StoreResult>;
 
 export class Intake {
   readonly #d: IntakeDeps;
   readonly #logger: Logger;
-  /** message id → the append in flight for it (true = stored). */
-  readonly #inFlight = new Map<string, Promise<boolean>>();
+  /** message id → the append in flight for it. */
+  readonly #inFlight = new Map<string, Outcome>();
+  readonly #prepared: boolean;
 
   constructor(deps: IntakeDeps) {
     this.#d = deps;
     this.#logger = deps.logger ?? silentLogger;
+    this.#prepared = typeof deps.journal.appendPrepared === 'function';
   }
 
   /** Messages being appended right now. */
   get pending(): number {
     return this.#inFlight.size;
+  }
+
+  /** True when the journal takes prepared records (`storePrepared`): the receiver's fast path is open. */
+  get takesPrepared(): boolean {
+    return this.#prepared;
   }
 
   /**
@@ -44,40 +57,72 @@ export class Intake {
    * (https://dev.twitch.tv/docs/eventsub/#handling-duplicate-events): a new id is a new message, even when its
    * event repeats an earlier one's `id` (a poll's progress, a reward update).
    */
-  async store(entry: JournalEntry): Promise<StoreResult> {
-    const id = entry.message_id;
-    if (this.#d.dedup.has(id)) return 'duplicate';
-    const pending = this.#inFlight.get(id);
-    if (pending) return (await pending) ? 'duplicate' : 'failed';
-    const append = this.#append(entry);
-    this.#inFlight.set(id, append.then((r) => r !== 'failed'));
-    const result = await append;
-    this.#inFlight.delete(id);
-    if (result !== 'stored') return result;
-    if (entry.message_type === 'revocation') this.#notify(() => this.#d.onRevocation?.(entry.subscription), 'onRevocation');
-    else this.#notify(() => this.#d.onNotification?.(entry.subscription, entry.event), 'onNotification');
-    return 'stored';
-  }
-
-  /** `duplicate`: the journal's own shared de-duplication (Redis) says another replica stored this message id. */
-  async #append(entry: JournalEntry): Promise<StoreResult> {
-    let stored: { seq: number } | undefined;
+  store(entry: JournalEntry): Promise<StoreResult> {
+    const seen = this.#seen(entry.message_id);
+    if (seen !== undefined) return seen;
+    let append: Promise<{ seq: number } | undefined>;
     try {
-      stored = await this.#d.journal.append(entry);
+      append = this.#d.journal.append(entry);
     } catch (err) {
-      this.#logger.error('Journal append failed', { message_id: entry.message_id, transport: entry.transport, err });
-      return 'failed';
+      append = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    this.#d.dedup.add(entry.message_id, this.#d.clock.now());
-    return stored ? 'stored' : 'duplicate';
+    return this.#track(entry.message_id, entry.transport, append, entry);
   }
 
-  #notify(call: () => unknown, name: string): void {
+  /** `store()` for a notification the fast path serialised; only when `takesPrepared`. */
+  storePrepared(p: PreparedNotification): Promise<StoreResult> {
+    const seen = this.#seen(p.message_id);
+    if (seen !== undefined) return seen;
+    return this.#track(p.message_id, 'webhook', this.#d.journal.appendPrepared!(p.tail, p.received_at), p);
+  }
+
+  /** The answer for a message id already stored or being stored, else undefined. */
+  #seen(id: string): Outcome | undefined {
+    if (this.#d.dedup.has(id)) return DUPLICATE;
+    const pending = this.#inFlight.get(id);
+    return pending?.then(sharedOutcome);
+  }
+
+  /** `duplicate` from the append: the journal's own shared de-duplication (Redis) says another replica stored it. */
+  #track(
+    id: string,
+    transport: string | undefined,
+    append: Promise<{ seq: number } | number | undefined>,
+    message: JournalEntry | PreparedNotification,
+  ): Outcome {
+    const outcome = append.then(
+      (stored): StoreResult => {
+        this.#d.dedup.add(id, this.#d.clock.now());
+        this.#inFlight.delete(id);
+        if (stored === undefined) return 'duplicate';
+        this.#notify(message);
+        return 'stored';
+      },
+      (err: unknown): StoreResult => {
+        this.#inFlight.delete(id);
+        this.#logger.error('Journal append failed', { message_id: id, transport, err });
+        return 'failed';
+      },
+    );
+    this.#inFlight.set(id, outcome);
+    return outcome;
+  }
+
+  #notify(message: JournalEntry | PreparedNotification): void {
+    const revocation = !('tail' in message) && message.message_type === 'revocation';
+    const name = revocation ? 'onRevocation' : 'onNotification';
     try {
-      const r = call();
+      let r: unknown;
+      if (revocation) r = this.#d.onRevocation?.(message.subscription);
+      else if ('tail' in message) r = this.#d.onNotification?.(message.subscription, () => message.event());
+      else if (this.#d.onNotification) r = this.#d.onNotification(message.subscription, () => message.event);
       if (r instanceof Promise) r.catch((err: unknown) => this.#logger.error(`${name} callback failed`, { err }));
     } catch (err) {
       this.#logger.error(`${name} callback failed`, { err });
     }
   }
 }
+
+const DUPLICATE: Outcome = Promise.resolve('duplicate');
+/** What a second arrival of a message id answers once the first one's append ended. */
+const sharedOutcome = (r: StoreResult): StoreResult => (r === 'failed' ? 'failed' : 'duplicate');

@@ -11,7 +11,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { AppError, ConfigError } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/logger.js';
 import type { WebhookHandler } from './handler.js';
-import { readBody, readHeaders, requestPath, toReceiverRequest } from './http-io.js';
+import { BodyRead, readHeaders, requestPath, toReceiverRequest } from './http-io.js';
 import type { ReceiverMetrics, ReceiverOutcome, ReceiverResponse } from './types.js';
 
 /** Server limits; every field has a default. Times in ms. */
@@ -177,16 +177,17 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     return (Array.isArray(length) ? Math.max(...length.map(Number)) : Number(length ?? 0)) > limits.maxBodyBytes;
   };
 
-  /** Bodies still arriving: when each started (after its headers, ms) and how many bytes came so far. */
-  const reading = new Map<IncomingMessage, { res: ServerResponse; startedAt: number; progress: { bytes: number } }>();
+  /** Bodies still arriving, checked by the sweeper against their deadline. */
+  const reading = new Set<BodyRead>();
   let sweeper: NodeJS.Timeout | undefined;
   const sweepSlowBodies = (): void => {
     const now = performance.now();
-    for (const [req, r] of reading) {
-      const allowedMs = limits.bodyGraceMs + (r.progress.bytes * 1000) / limits.minBodyBytesPerSecond;
+    for (const r of reading) {
+      const allowedMs = limits.bodyGraceMs + (r.bytes * 1000) / limits.minBodyBytesPerSecond;
       if (now - r.startedAt <= allowedMs) continue;
-      reading.delete(req);
+      reading.delete(r);
       count('too_slow', 'tooSlow');
+      const { req } = r;
       r.res.once('finish', () => req.socket.destroy());
       refuse(r.res, 408, 'request body too slow');
       req.destroy();
@@ -196,21 +197,60 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
       sweeper = undefined;
     }
   };
-  const readTracked = async (req: IncomingMessage, res: ServerResponse): ReturnType<typeof readBody> => {
-    if (req.complete) return readBody(req, limits.maxBodyBytes);
-    const entry = { res, startedAt: performance.now(), progress: { bytes: 0 } };
-    reading.set(req, entry);
-    sweeper ??= setInterval(sweepSlowBodies, SLOW_BODY_SWEEP_MS).unref();
-    try {
-      return await readBody(req, limits.maxBodyBytes, entry.progress);
-    } finally {
-      reading.delete(req);
+
+  /** The body has arrived (or not): refuses, or hands the request to the handler and sends its answer. */
+  const onBody = (r: BodyRead, body: Buffer | 'too_large' | 'aborted'): void => {
+    reading.delete(r);
+    stats.reading -= 1;
+    const { req, res } = r;
+    if (body === 'too_large') {
+      refuseTooLarge(req, res);
+      return;
     }
+    if (body === 'aborted') {
+      if (res.headersSent) return; // cut off as too slow
+      count('aborted', 'aborted');
+      res.destroy();
+      return;
+    }
+    if (r.hasBody && stats.inFlight >= limits.maxInFlight) {
+      count('busy', 'busy');
+      refuse(res, 503, 'busy', { 'Retry-After': '1' });
+      return;
+    }
+    stats.inFlight += 1;
+    let response: ReturnType<WebhookHandler>;
+    try {
+      response = options.handler(toReceiverRequest(req, body, r.headers));
+    } catch (err) {
+      stats.inFlight -= 1;
+      failed(req, res, err);
+      return;
+    }
+    if (!(response instanceof Promise)) {
+      stats.inFlight -= 1;
+      send(res, response);
+      return;
+    }
+    response.then(
+      (answer) => {
+        stats.inFlight -= 1;
+        send(res, answer);
+      },
+      (err: unknown) => {
+        stats.inFlight -= 1;
+        failed(req, res, err);
+      },
+    );
+  };
+  const failed = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
+    logger.error('Receiver request failed', { err, path: requestPath(req.url) });
+    refuse(res, 500, 'internal error');
   };
 
-  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.on('error', () => {});
-    res.on('error', () => {});
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    req.on('error', ignore);
+    res.on('error', ignore);
     stats.requests += 1;
     const headers = readHeaders(req);
     if (declaredTooLarge(req, headers)) {
@@ -223,36 +263,10 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
       return;
     }
     stats.reading += 1;
-    const body = await readTracked(req, res);
-    stats.reading -= 1;
-    if (body === 'too_large') {
-      refuseTooLarge(req, res);
-      return;
-    }
-    if (body === 'aborted') {
-      if (res.headersSent) return; // cut off as too slow
-      count('aborted', 'aborted');
-      res.destroy();
-      return;
-    }
-    if (hasBody && stats.inFlight >= limits.maxInFlight) {
-      count('busy', 'busy');
-      refuse(res, 503, 'busy', { 'Retry-After': '1' });
-      return;
-    }
-    stats.inFlight += 1;
-    try {
-      send(res, await options.handler(toReceiverRequest(req, body, headers)));
-    } finally {
-      stats.inFlight -= 1;
-    }
-  }
-
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    serve(req, res).catch((err: unknown) => {
-      logger.error('Receiver request failed', { err, path: requestPath(req.url) });
-      refuse(res, 500, 'internal error');
-    });
+    const r = new BodyRead(req, res, headers, hasBody, limits.maxBodyBytes, onBody);
+    if (r.done) return;
+    reading.add(r);
+    sweeper ??= setInterval(sweepSlowBodies, SLOW_BODY_SWEEP_MS).unref();
   };
 
   const server: Server = createServer({
@@ -323,7 +337,7 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
         server.close();
         server.closeIdleConnections();
         // Bodies still arriving were not acknowledged and nothing of them is journaled: cut them now.
-        for (const req of reading.keys()) req.socket.destroy();
+        for (const r of reading) r.req.socket.destroy();
         const stop = new AbortController();
         const deadline = clock.sleep(limits.closeTimeoutMs, stop.signal).then(
           () => {
@@ -382,6 +396,8 @@ export function listenErrorMessage(err: NodeJS.ErrnoException, address: { host: 
   const why = (err.code && LISTEN_ERRORS[err.code]?.(address.port)) ?? err.code ?? err.message;
   return `Cannot listen on ${host}:${address.port} (EVENTSUBD_LISTEN): ${why}`;
 }
+
+function ignore(): void {}
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;

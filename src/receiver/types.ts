@@ -49,6 +49,22 @@ export interface JournalEntry {
 export interface JournalSink {
   /** Resolves once durable; with `undefined` when the store's shared de-duplication already holds the message id (another replica stored it). */
   append(entry: JournalEntry): Promise<{ seq: number } | undefined>;
+  /**
+   * The receiver's fast path, for a store that takes a record already serialised (the file journal):
+   * `tail` is the record's JSON after `{"seq":N,`. Resolves with the seq once durable.
+   */
+  appendPrepared?(tail: Buffer, receivedAt: string): Promise<number>;
+}
+
+/** A notification the fast path serialised itself (fast-body.ts), for `Intake.storePrepared`. */
+export interface PreparedNotification {
+  message_id: string;
+  received_at: string;
+  subscription: ReceivedSubscription;
+  /** The record's JSON after `{"seq":N,`, UTF-8, as `JournalSink.appendPrepared` takes it. */
+  tail: Buffer;
+  /** The notification's `event`, parsed when a callback asks for it. */
+  event(): unknown;
 }
 
 /** The `conduit_shard` of a conduit webhook shard's challenge (https://dev.twitch.tv/docs/eventsub/handling-conduit-events/). */

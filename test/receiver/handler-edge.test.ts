@@ -148,7 +148,7 @@ describe('webhook handler: journal and dedup', () => {
     const release = journal.hold();
     const req = () => signedRequest(clock, { body: notificationBody(), messageId: 'c-1' });
     let settled = 0;
-    const all = Promise.all([1, 2, 3, 4, 5].map(() => handler(req()).finally(() => (settled += 1))));
+    const all = Promise.all([1, 2, 3, 4, 5].map(() => Promise.resolve(handler(req())).finally(() => (settled += 1))));
     await flushMicrotasks();
     assert.equal(journal.calls, 1);
     assert.equal(settled, 0, 'nobody is answered before the append resolves');

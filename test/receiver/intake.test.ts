@@ -27,7 +27,7 @@ function setup() {
     journal,
     dedup: new Dedup({ clock }),
     clock,
-    onNotification: (_sub, event) => notified.push(JSON.stringify(event)),
+    onNotification: (_sub, event) => notified.push(JSON.stringify(event())),
     onRevocation: (sub) => revoked.push(sub),
   });
   return { journal, intake, notified, revoked };
