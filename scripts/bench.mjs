@@ -64,7 +64,7 @@ const options = {
   startupRounds: quick ? 3 : 5,
   tmpfsRounds: quick ? 1 : 2,
   sections: args.only ? args.only.split(',') : SECTIONS,
-  goals: { idleBytes: 80 * MIB, afterBytes: 150 * MIB, readyMs: 300, p99Ms: 10 },
+  goals: { idleBytes: 80 * MIB, afterBytes: 150 * MIB, readyMs: 250, p99Ms: 10, restartMs: 1000 },
 };
 const outPath = args.out ?? join(ROOT, 'BENCHMARKS.md');
 
