@@ -223,25 +223,31 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
     try {
       response = options.handler(toReceiverRequest(req, body, r.headers));
     } catch (err) {
-      stats.inFlight -= 1;
-      failed(req, res, err);
-      return;
+      response = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (!(response instanceof Promise)) {
       stats.inFlight -= 1;
-      send(res, response);
+      reply(req, res, response);
       return;
     }
     response.then(
       (answer) => {
         stats.inFlight -= 1;
-        send(res, answer);
+        reply(req, res, answer);
       },
       (err: unknown) => {
         stats.inFlight -= 1;
         failed(req, res, err);
       },
     );
+  };
+  /** Sends the handler's answer; one Node refuses (a header value it will not write) becomes a logged 500. */
+  const reply = (req: IncomingMessage, res: ServerResponse, response: ReceiverResponse): void => {
+    try {
+      send(res, response);
+    } catch (err) {
+      failed(req, res, err);
+    }
   };
   const failed = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
     logger.error('Receiver request failed', { err, path: requestPath(req.url) });
@@ -263,9 +269,8 @@ export async function startReceiver(options: StartReceiverOptions): Promise<Rece
       return;
     }
     stats.reading += 1;
-    const r = new BodyRead(req, res, headers, hasBody, limits.maxBodyBytes, onBody);
-    if (r.done) return;
-    reading.add(r);
+    // Its listeners fire on later turns: it is in `reading` before any of them can take it out.
+    reading.add(new BodyRead(req, res, headers, hasBody, limits.maxBodyBytes, onBody));
     sweeper ??= setInterval(sweepSlowBodies, SLOW_BODY_SWEEP_MS).unref();
   };
 

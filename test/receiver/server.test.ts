@@ -415,3 +415,27 @@ describe('receiver server: closing', () => {
     assert.equal(fx.calls.length, 0, 'the handler never saw the body');
   });
 });
+
+test('an answer Node will not write (a bad header value), given at once or later, or a handler that throws, is a 500 and the server keeps serving', async (t) => {
+  const bad = { status: 200, headers: { 'X-Bad': 'a\nb' }, body: 'x' };
+  const answers: Record<string, () => ReturnType<Parameters<typeof startReceiver>[0]['handler']>> = {
+    '/sync': () => bad,
+    '/async': () => Promise.resolve(bad),
+    '/throws': () => {
+      throw new Error('boom');
+    },
+    '/ok': () => ({ status: 204 }),
+  };
+  const server = await startReceiver({ host: '127.0.0.1', port: 0, handler: (req) => answers[req.path]!() });
+  const agent = new Agent({ keepAliveTimeout: 10, keepAliveMaxTimeout: 10 });
+  t.after(async () => {
+    await agent.destroy();
+    await server.destroy();
+  });
+  for (const path of ['/sync', '/async', '/throws', '/ok']) {
+    const res = await request(server.url + path, { method: 'POST', body: '{}', dispatcher: agent });
+    await res.body.text();
+    assert.equal(res.statusCode, path === '/ok' ? 204 : 500, path);
+  }
+  assert.equal(server.stats.inFlight, 0);
+});
