@@ -155,7 +155,13 @@ export function startupSection(r) {
     rows.push(['cached token (validated at start)', fmtRange(summarize(st.cached.map((x) => x.readyMs))), fmtRange(summarize(st.cached.map((x) => x.tokenMs)))]);
     rows.push(['no cached token (mints)', fmtRange(summarize(st.mint.map((x) => x.readyMs))), fmtRange(summarize(st.mint.map((x) => x.tokenMs)))]);
   }
-  if (mem?.restart) rows.push([`restart on a journal of ${fmt(mem.journaled)} notifications from the last minutes (dedup window rebuilt)`, fmt(mem.restart.ms), '—']);
+  if (mem?.restart) {
+    const bytes = mem.restart.snapshotBytes === undefined ? 'no snapshot was saved' : `a snapshot of ${mib(mem.restart.snapshotBytes)} MiB`;
+    rows.push([`restart on a journal of ${fmt(mem.journaled)} notifications from the last minutes, after a graceful stop (dedup window restored from ${bytes})`, fmt(mem.restart.ms), '—']);
+    if (mem.restart.rebuildMs !== undefined) {
+      rows.push([`the same without the snapshot, as after \`kill -9\` (dedup window rebuilt from every journal record)`, fmt(mem.restart.rebuildMs), '—']);
+    }
+  }
   const out = [
     '## 6. Start-up',
     '',

@@ -67,7 +67,7 @@ function evaluate(r) {
     const n = m.journaled;
     const label = n >= 1_000_000 ? 'after 1,000,000 notifications' : `after ${fmt(n)} notifications (the goal is for 1,000,000: \`--million\`)`;
     goals.push(goalRow(`RSS ${label} ≤ ${mib(g.afterBytes)} MiB`, m.after / MIB, g.afterBytes / MIB, { atLeast: false, shown: `${mib(m.after)} MiB` }));
-    if (m.restart) goals.push(goalRow(`restart on ${fmt(n)} recent records to READY=1 ≤ ${g.restartMs} ms`, m.restart.ms, g.restartMs, { atLeast: false, shown: ms(m.restart.ms, 0) }));
+    if (m.restart) goals.push(goalRow(`restart on ${fmt(n)} recent records to READY=1 (after a graceful stop) ≤ ${g.restartMs} ms`, m.restart.ms, g.restartMs, { atLeast: false, shown: ms(m.restart.ms, 0) }));
   }
   const st = r.sections.startup;
   if (st) {
@@ -198,9 +198,10 @@ function closingSection(r, evaluation) {
         `side, sync and forwarder load after it) adds ${ms(row(/daemon\.js/), 0)}, of which zod alone, which the settings use, is ` +
         `${ms(row(/'zod'/), 0)} (each measured alone: figure 6): mostly Node reading its many files, locale files included. Next ` +
         'step: validate the settings without zod (they are flat strings) or load a bundled zod, then re-measure.' +
-        (restart
-          ? ` Note also the restart after a burst: rebuilding the dedup window from ${fmt(r.sections.memory.notifications.journaled)} ` +
-            `journaled notifications took ${ms(restart.ms, 0)} before READY=1 (a JSON parse per record).`
+        (restart?.rebuildMs !== undefined
+          ? ` Note also the restart after a burst without a dedup snapshot (after \`kill -9\`): rebuilding the dedup window from ` +
+            `${fmt(r.sections.memory.notifications.journaled)} journaled notifications took ${ms(restart.rebuildMs, 0)} before READY=1 ` +
+            `(a JSON parse per record); after a graceful stop, ${ms(restart.ms, 0)}.`
           : ''),
     );
   }

@@ -152,15 +152,22 @@ async function summarizeWritten(path) {
 }
 
 /**
- * A restart on the journal the run left behind: the dedup window (20 minutes) is rebuilt from it before
- * READY=1. Times spawn to READY=1 (the daemon was stopped by the caller).
+ * Restarts on the journal the run left behind, each timed from spawn to READY=1: the dedup window (21 minutes)
+ * holds every notification of the run. `ms`: after the graceful stop of the caller (the daemon saved its dedup
+ * snapshot, `STATE_DIR/dedup.snapshot`); `rebuildMs`: with that snapshot removed, as after `kill -9` (the window
+ * is rebuilt from every journal record).
  */
 async function restartTime(ctx, target) {
   const dir = mkdtempSync(join(ctx.tmpDir, 'notify-'));
   const notify = notifySocket(dir);
+  const start = () => timeStart({ emulator: ctx.emulator, stateDir: target.stateDir, notify, waitToken: false, timeoutMs: 300_000 });
   try {
-    const r = await timeStart({ emulator: ctx.emulator, stateDir: target.stateDir, notify, waitToken: false, timeoutMs: 300_000 });
-    return { ms: r.readyMs };
+    const snapshot = join(target.stateDir, 'dedup.snapshot');
+    const snapshotBytes = statSync(snapshot, { throwIfNoEntry: false })?.size;
+    const r = await start();
+    rmSync(snapshot, { force: true });
+    const rebuilt = await start();
+    return { ms: r.readyMs, snapshotBytes, rebuildMs: rebuilt.readyMs };
   } finally {
     notify.close();
     rmSync(dir, { recursive: true, force: true });

@@ -21,6 +21,7 @@ import { settleWithin, type Clock } from '../lib/clock.js';
 import { AppError, toAppError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { Dedup } from '../receiver/dedup.js';
+import { restoreDedupWindow, saveDedupWindow } from './dedup-window.js';
 import { createWebhookHandler } from '../receiver/handler.js';
 import { Intake } from '../receiver/intake.js';
 import type { ConduitRuntime } from '../conduit/conduit-runtime.js';
@@ -70,6 +71,8 @@ export class Daemon {
   readonly #abort = new AbortController();
   #lock: HeldLock | undefined;
   #journal: EventJournal | undefined;
+  /** The local dedup window (a journal on disk only): saved at a graceful stop for the next start. */
+  #dedup: Dedup | undefined;
   /** Several replicas (EVENTSUBD_REDIS_URL): the Redis connection, the shared journal, the role. */
   #replication: Replication | undefined;
   /** Role changes apply one after the other (forwarder started or stopped, sync requested). */
@@ -143,7 +146,10 @@ export class Daemon {
     const journal = state.value;
     const dedup = new Dedup({ clock });
     // With Redis the de-duplication is Redis's (shared by the replicas); the local set only remembers this process's own.
-    if (!this.#replication) for await (const rec of journal.recent(clock.now() - dedup.retentionMs)) dedup.add(rec.message_id, Date.parse(rec.received_at));
+    if (!this.#replication) {
+      this.#dedup = dedup;
+      await restoreDedupWindow({ stateDir: config.stateDir, journal, dedup, clock, logger });
+    }
     const metrics = (this.#metrics = new DaemonMetrics({
       journal,
       tokens: () => this.#stack?.tokens,
@@ -442,6 +448,8 @@ export class Daemon {
     } else {
       await this.#journal?.close();
       await this.#stack?.close();
+      const { config, clock, logger } = this.#o;
+      if (this.#journal && this.#dedup) await saveDedupWindow({ stateDir: config.stateDir, journal: this.#journal, dedup: this.#dedup, clock, logger });
     }
     await this.#lock?.release();
     this.#o.notifier.close();

@@ -190,11 +190,14 @@ export class Journal {
     }
   }
 
-  /** Records whose `received_at` is at or after `sinceReceivedAtMs` (epoch ms), oldest first: to rebuild dedup. */
-  async *recent(sinceReceivedAtMs: number): AsyncIterable<JournalRecord> {
+  /**
+   * Records whose `received_at` is at or after `sinceReceivedAtMs` (epoch ms) and whose seq is after `afterSeq`,
+   * oldest first: to rebuild dedup.
+   */
+  async *recent(sinceReceivedAtMs: number, afterSeq = 0): AsyncIterable<JournalRecord> {
     const start = this.#set.list.find((s) => !(s.lastReceivedAtMs < sinceReceivedAtMs));
     if (!start) return;
-    for await (const record of this.range(start.firstSeq - 1)) {
+    for await (const record of this.range(Math.max(start.firstSeq - 1, afterSeq))) {
       if (receivedAtMs(record) >= sinceReceivedAtMs) yield record;
     }
   }

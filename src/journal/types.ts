@@ -146,8 +146,8 @@ export interface EventJournal {
   follow(since: number, signal: AbortSignal): AsyncIterable<JournalRecord>;
   /** The records with seq > `since` and ≤ `until` (default: the head now), in order. */
   range(since: number, until?: number): AsyncIterable<JournalRecord>;
-  /** Records whose `received_at` is at or after `sinceReceivedAtMs` (epoch ms), oldest first. */
-  recent(sinceReceivedAtMs: number): AsyncIterable<JournalRecord>;
+  /** Records whose `received_at` is at or after `sinceReceivedAtMs` (epoch ms) and whose seq is after `afterSeq` (default 0), oldest first. */
+  recent(sinceReceivedAtMs: number, afterSeq?: number): AsyncIterable<JournalRecord>;
   /** Applies retention now; returns how many units (segments, or entries) were removed. */
   prune(): Promise<number>;
   stats(): JournalStats;

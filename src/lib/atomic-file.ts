@@ -7,15 +7,16 @@ import { randomUUID } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-/** @throws the file system's error (the temporary file is removed first). */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
+/** `data` may come in chunks, written one after the other. @throws the file system's error (the temporary file is removed first). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[]): Promise<void> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${randomUUID()}.tmp`);
   try {
     const handle = await open(tmp, 'wx', 0o600);
     try {
       await handle.chmod(0o600); // the umask could have stripped bits; make the mode exact
-      await handle.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await handle.writeFile(data);
+      else for (const chunk of data) await handle.writeFile(chunk); // each from where the last one ended
       await handle.sync();
     } finally {
       await handle.close();

@@ -27,6 +27,17 @@ export interface DedupOptions {
   digest?: (key: string) => ArrayLike<number>;
 }
 
+/** What `Dedup.state()` gives and `Dedup.adopt()` takes: the ring (digest words and time per slot) and the table. */
+export interface DedupState {
+  maxEntries: number;
+  head: number;
+  count: number;
+  live: number;
+  words: Uint32Array;
+  times: Float64Array;
+  table: Int32Array;
+}
+
 const WORDS = 3;
 const MIN_CAPACITY = 1024;
 const DIGEST = new Uint32Array(WORDS);
@@ -119,6 +130,11 @@ export class Dedup {
     this.#table = new Int32Array(this.#tableSize(capacity));
   }
 
+  /** The most keys held. */
+  get maxEntries(): number {
+    return this.#maxEntries;
+  }
+
   /** How long a key is remembered after its time, in ms. */
   get retentionMs(): number {
     return this.#retentionMs;
@@ -158,6 +174,49 @@ export class Dedup {
     this.#times[s] = at;
     if (p < 0) this.#live += 1;
     this.#table[p >= 0 ? p : ~p] = s + 1;
+  }
+
+  /**
+   * The set's arrays as they are (not copies: write them out before the next add), for a snapshot that
+   * `adopt` takes back in one step, so that a restart need not read every recent journal record again
+   * (src/receiver/dedup-snapshot.ts).
+   */
+  state(): DedupState {
+    this.#evictExpired(this.#clock.now());
+    return { maxEntries: this.#maxEntries, head: this.#head, count: this.#count, live: this.#live, words: this.#words, times: this.#times, table: this.#table };
+  }
+
+  /**
+   * Replaces this set's contents with `state` (from `state()` of a set with the same `maxEntries`), then forgets
+   * what is past the retention. Returns false, changing nothing, when the state is not one `state()` can give.
+   */
+  adopt(state: DedupState): boolean {
+    const cap = state.times.length;
+    const consistent =
+      state.maxEntries === this.#maxEntries &&
+      cap >= 1 &&
+      state.words.length === cap * WORDS &&
+      state.table.length === this.#tableSize(cap) &&
+      Number.isInteger(state.head) && state.head >= 0 && state.head < cap &&
+      Number.isInteger(state.count) && state.count >= 0 && state.count <= cap &&
+      Number.isInteger(state.live) && state.live >= 0 && state.live <= state.count && state.live <= this.#maxEntries;
+    if (!consistent) return false;
+    let used = 0;
+    for (let i = 0; i < state.table.length; i++) {
+      const e = state.table[i]!;
+      if (e === 0) continue;
+      if (!(e > 0 && e <= cap)) return false;
+      used += 1;
+    }
+    if (used !== state.live) return false;
+    this.#words = state.words;
+    this.#times = state.times;
+    this.#table = state.table;
+    this.#head = state.head;
+    this.#count = state.count;
+    this.#live = state.live;
+    this.#evictExpired(this.#clock.now());
+    return true;
   }
 
   /** Keys currently held (expired keys are dropped first). */

@@ -292,10 +292,10 @@ export class RedisJournal implements EventJournal {
     }
   }
 
-  async *recent(sinceReceivedAtMs: number): AsyncIterable<JournalRecord> {
+  async *recent(sinceReceivedAtMs: number, afterSeq = 0): AsyncIterable<JournalRecord> {
     const start = await this.#firstReceivedAtOrAfter(sinceReceivedAtMs - RECENT_MARGIN_MS);
     if (start === undefined) return;
-    for await (const record of this.range(start - 1)) {
+    for await (const record of this.range(Math.max(start - 1, afterSeq))) {
       if (receivedAtMs(record) >= sinceReceivedAtMs) yield record;
     }
   }

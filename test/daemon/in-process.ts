@@ -99,13 +99,15 @@ export async function startInProcessDaemon(
   env: Record<string, string> = {},
   options: {
     subscriptions?: ReadonlyArray<{ type: string; version: string; condition: Record<string, string> }>;
+    /** This state directory (removed at the end of the test) rather than a new one: to start again where a closed daemon left off. */
+    stateDir?: string;
     /** Wraps how the Twitch side gets its HTTP agent (to hold its start back, say). */
     dispatcher?: (agent: Agent) => Promise<Agent>;
   } = {},
 ): Promise<InProcessDaemon> {
   const port = await freePort();
   const emulator = await startEmulator({ host: '127.0.0.1', port: 0, deliverTo: `http://127.0.0.1:${port}` });
-  const stateDir = mkdtempSync(join(tmpdir(), 'eventsubd-inproc-'));
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'eventsubd-inproc-'));
   const managed: Record<string, string> = {};
   if (options.subscriptions) {
     managed.EVENTSUBD_SUBSCRIPTIONS = join(stateDir, '..', `${stateDir.split('/').pop()}-subscriptions.json`);
