@@ -3,9 +3,10 @@
  * One receiver under wrk, with V8's CPU profile of the measured run: the tool behind BENCHMARKS.md's "A profile"
  * and the step-by-step profiles of the receiver's hot path. Not a test: it prints figures.
  *
- *   node bench/profile-receiver.mjs [--target eventsubd|twurple|plain] [-c 32] [-s 4] [--tmpfs] [--top 25]
+ *   node bench/profile-receiver.mjs [--target eventsubd|twurple|plain] [-c 32] [-s 4] [--rate N] [--tmpfs] [--top 25]
  *
- * `--tmpfs` puts eventsubd's state directory on /dev/shm (fdatasync is then free: what is left is CPU). Build
+ * `--rate N` sends at N req/s (bench/wrk/cycle-paced.lua, as the report's half-rate figure does) instead of as fast
+ * as answers come back. `--tmpfs` puts eventsubd's state directory on /dev/shm (fdatasync is then free: what is left is CPU). Build
  * first (`npm run build`); needs Debian's wrk. Everything stays on 127.0.0.1.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -25,6 +26,7 @@ const { values: a } = parseArgs({
     c: { type: 'string', default: '32' },
     s: { type: 'string', default: '4' },
     tmpfs: { type: 'boolean', default: false },
+    rate: { type: 'string', default: '0' },
     top: { type: 'string', default: '25' },
     'no-profile': { type: 'boolean', default: false },
   },
@@ -47,7 +49,7 @@ try {
     const inspector = a['no-profile'] ? undefined : await openInspector(target.handle);
     await inspector?.startProfiler();
     const cpu0 = cpuUs(target.pid);
-    const run = await runWrk({ url: target.url, corpus: main, connections: Number(a.c), seconds });
+    const run = await runWrk({ url: target.url, corpus: main, connections: Number(a.c), seconds, rate: Number(a.rate) });
     const cpu = cpuUs(target.pid) - cpu0;
     const profile = inspector ? summarizeProfile(await inspector.stopProfiler(), { top: Number(a.top), lastMs: seconds * 1000 }) : undefined;
     inspector?.close();

@@ -162,9 +162,9 @@ export function boundsSection(r) {
       `An idle write + fdatasync of 10 KB on the state directory's file system takes ${ms(fs.p50, 2)} (p50), ${ms(fs.p99, 2)} (p99) ` +
       `over ${fs.n} tries. Under load, eventsubd commits ${fmt(median(g1.map((x) => x.perFsync)), 1)} notifications per fdatasync at ` +
       `${c1} connections and ${fmt(median(g2.map((x) => x.perFsync)), 1)} at ${c2}, one commit every ${ms(cycle(g1), 2)} and ` +
-      `${ms(cycle(g2), 2)}. Its commits are pipelined (a batch is written and its fdatasync issued while the previous one is in ` +
-      'flight, two at most), so the rate is at most (connections waiting) / (commit time) with the two overlapping as far as the ' +
-      'file system lets them.',
+      `${ms(cycle(g2), 2)}. It runs one commit at a time, each taking everything that arrived during the previous one, so the ` +
+      'rate is at most (connections waiting) / (commit time); overlapping two commits was measured to halve the batches and ' +
+      'cost more CPU per notification than it saved in waiting (`PIPELINE_DEPTH` in src/journal/writer.ts).',
     '',
   );
   if (t.commits?.length) {
@@ -227,7 +227,7 @@ export function receiverStep(r) {
     const rate = (mode, overlap) => t.commits?.find((c) => c.mode === mode && c.overlap === overlap)?.perSecond;
     const [a2, o2] = [rate('append', 2), rate('overwrite', 2)];
     parts.push(
-      `The disk is one bound: with its state on tmpfs the same daemon does ${ratio(gain)} its rate. Its commits are pipelined, ` +
+      `The disk is one bound: with its state on tmpfs the same daemon does ${ratio(gain)} its rate. Its commits carry ` +
         `${fmt(median(g1.map((x) => x.perFsync)), 1)} notifications each, one every ` +
         `${ms(median(g1.map((x) => (1000 / x.rps) * x.perFsync)), 2)}` +
         (a2 && o2 ? `; the file system allows ${fmt(a2)} overlapping appends a second but ${fmt(o2)} overlapping overwrites of a pre-zeroed file (table above).` : '.'),

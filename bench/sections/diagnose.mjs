@@ -2,7 +2,7 @@
  * What bounds the receiver: measurements behind the throughput figures rather than guesses.
  * - fdatasync latency of the state directory's file system, idle (write ~10 KB, fdatasync, repeat), and the
  *   commit rates it allows: appending (as the journal does) or overwriting a pre-zeroed file, one commit at a
- *   time or two overlapping (as the journal's pipeline does);
+ *   time (as the journal does) or two overlapping (as a pipelined journal would);
  * - eventsubd with its state directory on tmpfs (/dev/shm), where fdatasync costs nothing: the same
  *   receiver without the disk;
  * - a CPU profile of eventsubd's JavaScript thread during a run, summarised by area and function, beside

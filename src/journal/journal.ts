@@ -67,7 +67,7 @@ export class Journal {
           logger: this.#logger,
           segmentMaxBytes: options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX,
           maxBatchEntries: options.durability === 'each' ? 1 : 4096,
-          pipelineDepth: options.durability === 'each' ? 1 : PIPELINE_DEPTH,
+          pipelineDepth: options.durability === 'each' ? 1 : (options.pipelineDepth ?? PIPELINE_DEPTH),
           histogram: this.#histogram,
           monotonicNow: options.monotonicNow ?? (() => performance.now()),
           clock: options.clock,

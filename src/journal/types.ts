@@ -92,6 +92,11 @@ export interface JournalOptions {
   /** `group` (default): one fdatasync covers every append that arrived meanwhile. `each`: one per append. */
   durability?: 'group' | 'each';
   /**
+   * With `group`: how many batches may have their fdatasync in flight at once (a pipeline). Default
+   * `PIPELINE_DEPTH` (1); deeper is for a disk whose commits are slow but overlap well.
+   */
+  pipelineDepth?: number;
+  /**
    * Open for reading only (e.g. `events tail` while the daemon runs): no recovery truncation, no retention,
    * `append()` rejects, and `follow()` polls the files every `pollIntervalMs` (default 500) instead of
    * waiting for in-process appends.

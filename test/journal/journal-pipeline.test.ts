@@ -1,5 +1,5 @@
 /**
- * The pipelined group commit: the next batch is written and its fdatasync issued while the previous one is
+ * The pipelined group commit (a journal opened with a pipeline depth of 2; the default is 1): the next batch is written and its fdatasync issued while the previous one is
  * in flight, batches resolve in seq order, and a failed fdatasync takes every later batch in flight with it.
  */
 import assert from 'node:assert/strict';
@@ -49,7 +49,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 test('Journal pipelines commits: a second batch is written and synced while the first fdatasync is in flight; seq order holds', async (t) => {
   const dir = tempJournalDir(t);
   const { fs, gates, syncsIssued } = gatedFs();
-  const journal = await Journal.open({ dir, clock: new FakeClock(), fs });
+  const journal = await Journal.open({ dir, clock: new FakeClock(), fs, pipelineDepth: 2 });
   t.after(() => journal.close());
 
   const resolved: number[] = [];
@@ -77,7 +77,7 @@ test('Journal pipelines commits: a second batch is written and synced while the 
 test('Journal pipeline: a failed fdatasync rejects its batch and the batch in flight after it, truncates both, and seqs are reused', async (t) => {
   const dir = tempJournalDir(t);
   const { fs, gates, syncsIssued } = gatedFs();
-  const journal = await Journal.open({ dir, clock: new FakeClock(), fs });
+  const journal = await Journal.open({ dir, clock: new FakeClock(), fs, pipelineDepth: 2 });
   t.after(() => journal.close());
 
   const one = journal.append(entry(1));
@@ -124,4 +124,25 @@ test("Journal durability 'each' never overlaps fdatasyncs", async (t) => {
     gates[i]!.release();
   }
   assert.deepEqual((await Promise.all(all)).map((r) => r.seq), [1, 2, 3]);
+});
+
+test("Journal by default (durability 'group') commits one batch at a time: what arrives meanwhile is the next batch, whole", async (t) => {
+  const dir = tempJournalDir(t);
+  const { fs, gates, syncsIssued } = gatedFs();
+  const journal = await Journal.open({ dir, clock: new FakeClock(), fs });
+  t.after(() => journal.close());
+  const first = journal.append(entry(1));
+  await syncsIssued(1);
+  const next = [2, 3, 4].map((i) => journal.append(entry(i)));
+  await settle();
+  await settle();
+  assert.equal(gates.length, 1, 'no second fdatasync while the first is in flight');
+  assert.equal(allLines(dir).length, 1, 'nor a second write');
+  gates[0]!.release();
+  assert.equal((await first).seq, 1);
+  await syncsIssued(2);
+  assert.equal(allLines(dir).length, 4, 'the three that waited are one batch');
+  gates[1]!.release();
+  assert.deepEqual((await Promise.all(next)).map((r) => r.seq), [2, 3, 4]);
+  assert.equal(journal.stats().fsyncs, 2);
 });
