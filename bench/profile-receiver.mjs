@@ -4,6 +4,7 @@
  * and the step-by-step profiles of the receiver's hot path. Not a test: it prints figures.
  *
  *   node bench/profile-receiver.mjs [--target eventsubd|twurple|plain] [-c 32] [-s 4] [--rate N] [--tmpfs] [--top 25]
+ *                                   [--node-args '--max-semi-space-size=16'] [--no-profile]
  *
  * `--rate N` sends at N req/s (bench/wrk/cycle-paced.lua, as the report's half-rate figure does) instead of as fast
  * as answers come back. `--tmpfs` puts eventsubd's state directory on /dev/shm (fdatasync is then free: what is left is CPU). Build
@@ -27,6 +28,7 @@ const { values: a } = parseArgs({
     s: { type: 'string', default: '4' },
     tmpfs: { type: 'boolean', default: false },
     rate: { type: 'string', default: '0' },
+    'node-args': { type: 'string', default: '' },
     top: { type: 'string', default: '25' },
     'no-profile': { type: 'boolean', default: false },
   },
@@ -41,7 +43,7 @@ try {
   await writeCorpus(main, { count: 40_000 * seconds, secret: SECRET });
   const target = await startTarget(a.target, {
     emulator,
-    nodeArgs: a['no-profile'] ? [] : ['--inspect-port=127.0.0.1:0'],
+    nodeArgs: [...(a['node-args'] ? a['node-args'].split(' ') : []), ...(a['no-profile'] ? [] : ['--inspect-port=127.0.0.1:0'])],
     stateRoot: a.tmpfs ? '/dev/shm' : tmpdir(),
   });
   try {

@@ -74,7 +74,7 @@ export interface Config {
   /** Journal retention: whole old segments go once the journal is bigger than this, or older. */
   journalMaxBytes: number;
   journalMaxAgeMs: number;
-  /** `group`: one fdatasync covers every append that arrived meanwhile; `each`: one fdatasync per append. */
+  /** `group`: one durable write covers every append that arrived meanwhile; `each`: one per append. */
   journalFsync: 'group' | 'each';
   /** Delivery to the user's application (README.md "Delivery to your application"). */
   forward: { url: string; secret: string | undefined; concurrency: number; maxBackoffMs: number } | undefined;

@@ -47,7 +47,7 @@ export class DaemonMetrics {
       (c) => c.set(journal.stats().corrupt),
     );
     r.counter('eventsubd_journal_fsyncs_total', 'Journal fsyncs since start (group commit: fewer than appends)', (c) => c.set(journal.stats().fsyncs));
-    r.histogram('eventsubd_journal_fsync_seconds', 'Journal fdatasync latency (one per group-committed batch)', () => {
+    r.histogram('eventsubd_journal_fsync_seconds', 'Journal commit latency: the durable write (O_DSYNC) of each group-committed batch', () => {
       const h = journal.stats().fsyncHistogram;
       return { bounds: h.bounds.map((b) => b / 1000), counts: h.counts, count: h.count, sum: h.sum / 1000 };
     });

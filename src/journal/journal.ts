@@ -1,8 +1,8 @@
 /**
  * The durable journal (README.md "The journal"): append-only JSON Lines segments under `STATE_DIR/journal`,
  * one line per accepted notification or revocation, `seq` first and dense from 1. `append()` resolves only
- * after an fdatasync covers the line (durability `group`, the default: one fdatasync per batch of concurrent
- * appends; `each`: one per append), so the receiver may answer Twitch 2xx as soon as it resolves.
+ * once the line is on disk (durability `group`, the default: one durable write per batch of concurrent appends;
+ * `each`: one per append; see writer.ts), so the receiver may answer Twitch 2xx as soon as it resolves.
  *
  * One process writes a journal at a time (the daemon holds the state directory); other processes open it
  * with `readOnly: true`.
@@ -28,7 +28,7 @@ import {
 import { PIPELINE_DEPTH, SegmentWriter } from './writer.js';
 
 const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
-/** fdatasync latency buckets, ms: from a fast NVMe to a struggling network disk. */
+/** Commit (durable write) latency buckets, ms: from a fast NVMe to a struggling network disk. */
 const FSYNC_BOUNDS_MS: readonly number[] = Object.freeze([0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]);
 const DEFAULT_READ_LIMIT = 1000;
 /** A follower (forwarder, stream client) holds at most one batch: this many records, or about this many bytes. */
@@ -68,6 +68,7 @@ export class Journal {
           segmentMaxBytes: options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX,
           maxBatchEntries: options.durability === 'each' ? 1 : 4096,
           pipelineDepth: options.durability === 'each' ? 1 : (options.pipelineDepth ?? PIPELINE_DEPTH),
+          syncWith: options.syncWith ?? 'o_dsync',
           histogram: this.#histogram,
           monotonicNow: options.monotonicNow ?? (() => performance.now()),
           clock: options.clock,
@@ -114,7 +115,7 @@ export class Journal {
   }
 
   /**
-   * Appends one entry; resolves with its record once the line is written and fdatasynced.
+   * Appends one entry; resolves with its record once the line is durably written.
    * @throws JournalError (JOURNAL_UNWRITABLE) when the write or fsync fails (nothing of this entry is kept and
    *   its seq goes to a later append), or when the journal is closed or read-only.
    * @throws TypeError when the entry cannot be serialised as JSON.
@@ -127,7 +128,7 @@ export class Journal {
   /**
    * Appends one record already serialised by the caller (the receiver's fast path): `tail` is the record's
    * JSON after `{"seq":N,`, UTF-8, one line, ending with `}` (format.ts `recordTail` gives it for an entry).
-   * Resolves with its seq once written and fdatasynced.
+   * Resolves with its seq once durably written.
    * @throws JournalError as `append()`.
    */
   appendPrepared(tail: Buffer, receivedAt: string): Promise<number> {

@@ -20,7 +20,7 @@ import { CRC_FIELD, segmentName } from './format.js';
 import type { Histogram } from '../lib/metrics.js';
 import { syncDir, writeAll } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, OPEN_REPLACE, OPEN_WRITE, type JournalFileHandle, type JournalFs } from './types.js';
+import { errMessage, JournalError, OPEN_CREATE_DSYNC, OPEN_REPLACE, OPEN_WRITE, OPEN_WRITE_DSYNC, type JournalFileHandle, type JournalFs } from './types.js';
 
 interface Pending {
   /** The record's JSON after `{"seq":N,` (UTF-8, closing brace included): see format.ts `recordTail`. */
@@ -41,6 +41,8 @@ export interface WriterOptions {
   maxBatchEntries: number;
   /** Batches whose fdatasync may overlap: PIPELINE_DEPTH, or 1 for durability 'each'. */
   pipelineDepth: number;
+  /** `o_dsync`: the active segment is opened with O_DSYNC and each batch's write is its commit; else write, then fdatasync. */
+  syncWith: 'o_dsync' | 'fdatasync';
   histogram: Histogram;
   monotonicNow: () => number;
   /** Paces the probe that clears `failing` once the directory takes writes again (see PROBE_INTERVAL_MS). */
@@ -99,6 +101,10 @@ export class SegmentWriter {
     this.#o = options;
   }
 
+  get #writeFlags(): number {
+    return this.#o.syncWith === 'o_dsync' ? OPEN_WRITE_DSYNC : OPEN_WRITE;
+  }
+
   /** True from a failed batch until the next batch succeeds. */
   get failing(): boolean {
     return this.#failing;
@@ -145,7 +151,7 @@ export class SegmentWriter {
         }
         // With room for another batch, the first append to arrive starts it, even before the oldest commit returns.
         if (room && (await Promise.race([this.#inFlight[0]!.synced.then(() => false), this.#nextArrival()]))) continue;
-        await this.#settleOldest();
+        await this.#settleOldest(true);
       }
     } finally {
       this.#running = undefined;
@@ -172,12 +178,15 @@ export class SegmentWriter {
     const first = this.#o.set.head + 1 + this.#inFlight.reduce((n, f) => n + f.batch.length, 0);
     let buf: Buffer | undefined;
     let seg: Segment | undefined;
+    let written: Promise<void> | undefined;
     try {
       buf = formatBatch(batch, first);
       seg = await this.#prepare();
       const position = seg.size + this.#pendingBytes;
       this.#pendingBytes += buf.length;
-      await writeAll(this.#handle!, buf, position);
+      written = writeAll(this.#handle!, buf, position);
+      // With O_DSYNC the write is the commit: it is in flight now, like an fdatasync (its failure is the batch's).
+      if (this.#o.syncWith !== 'o_dsync') await written;
     } catch (err) {
       // The batches in flight before this one may still commit: settle them first, then cut this one off.
       while (this.#inFlight.length > 0) await this.#settleOldest();
@@ -185,7 +194,7 @@ export class SegmentWriter {
       return;
     }
     const t0 = this.#o.monotonicNow();
-    const synced = this.#handle!.datasync().then(
+    const synced = (this.#o.syncWith === 'o_dsync' ? written : this.#handle!.datasync()).then(
       () => {
         const ms = this.#o.monotonicNow() - t0;
         this.counters.fsyncs += 1;
@@ -198,8 +207,13 @@ export class SegmentWriter {
     this.#inFlight.push({ batch, first, bytes: buf.length, seg, synced });
   }
 
-  /** Waits for the oldest batch in flight and resolves its appends, or rejects it and every later one. */
-  async #settleOldest(): Promise<void> {
+  /**
+   * Waits for the oldest batch in flight and resolves its appends, or rejects it and every later one. With
+   * `startNext`, the next batch (what queued meanwhile) is written and its fdatasync issued before the appends
+   * resolve: the disk works while the event loop answers the batch just committed, and the commit cycle does not
+   * include those answers.
+   */
+  async #settleOldest(startNext = false): Promise<void> {
     const oldest = this.#inFlight[0]!;
     const err = await oldest.synced;
     if (err !== undefined) {
@@ -225,8 +239,10 @@ export class SegmentWriter {
       this.#rolled = false;
       await this.#o.onRoll();
     }
+    const next = startNext && this.#queue.length > 0 && this.#inFlight.length < this.#o.pipelineDepth ? this.#start(this.#takeBatch()) : undefined;
     for (let i = 0; i < batch.length; i++) batch[i]!.resolve(first + i);
     this.#o.onCommit();
+    await next;
   }
 
   /**
@@ -302,14 +318,14 @@ export class SegmentWriter {
       if (seg && this.#dirty) await this.#repair(seg);
       if (!seg || (seg.size > 0 && seg.size >= this.#o.segmentMaxBytes)) seg = await this.#roll();
     }
-    this.#handle ??= await this.#o.fs.open(seg.path, OPEN_WRITE);
+    this.#handle ??= await this.#o.fs.open(seg.path, this.#writeFlags);
     return seg;
   }
 
   /** Truncates the active segment back to its committed size. On failure, closes the file to reopen it later. */
   async #repair(seg: Segment): Promise<void> {
     try {
-      this.#handle ??= await this.#o.fs.open(seg.path, OPEN_WRITE);
+      this.#handle ??= await this.#o.fs.open(seg.path, this.#writeFlags);
       await this.#handle.truncate(seg.size);
       await this.#handle.datasync();
       this.#dirty = false;
@@ -331,11 +347,11 @@ export class SegmentWriter {
     const path = join(dir, segmentName(firstSeq));
     let handle: JournalFileHandle;
     try {
-      handle = await fs.open(path, 'wx', 0o600);
+      handle = await fs.open(path, this.#o.syncWith === 'o_dsync' ? OPEN_CREATE_DSYNC : 'wx', 0o600);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       // Left by an earlier failed roll of this process: it holds nothing committed.
-      handle = await fs.open(path, OPEN_WRITE);
+      handle = await fs.open(path, this.#writeFlags);
       await handle.truncate(0).catch(async (e: unknown) => {
         await handle.close().catch(() => undefined);
         throw e;

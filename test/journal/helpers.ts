@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { constants, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -53,13 +53,28 @@ function enospc(what: string): NodeJS.ErrnoException {
   return err;
 }
 
-/** A file system (the real one underneath) whose writes, fsyncs, truncates and segment creation can fail. */
+/** True for the flags of a file the journal creates ('wx', or O_CREAT|O_EXCL with O_DSYNC for a new segment). */
+export function isCreate(flags: string | number | undefined): boolean {
+  return flags === 'wx' || (typeof flags === 'number' && (flags & constants.O_EXCL) !== 0);
+}
+
+/** True when a handle opened with these flags makes every write durable (O_DSYNC): its writes are the commits. */
+export function isDsync(flags: string | number | undefined): boolean {
+  return typeof flags === 'number' && (flags & constants.O_DSYNC) !== 0;
+}
+
+/**
+ * A file system (the real one underneath) whose writes, fsyncs, truncates and segment creation can fail. On a
+ * handle opened with O_DSYNC, `failDatasync` fails the durable part of each write: the bytes reach the file,
+ * then the write reports the error, as a failed fdatasync after a write would.
+ */
 export async function faultyFs(faults: FaultSwitch): Promise<Partial<JournalFs>> {
   const fsp = await import('node:fs/promises');
   return {
     async open(path, flags, mode) {
-      if (flags === 'wx' && faults.failOpenWx) throw enospc(`open '${path}'`);
+      if (isCreate(flags) && faults.failOpenWx) throw enospc(`open '${path}'`);
       const real = await fsp.open(path, flags, mode);
+      const dsync = isDsync(flags);
       const handle: JournalFileHandle = {
         read: (b, o, l, p) => real.read(b, o, l, p),
         async write(b, o, l, p) {
@@ -68,6 +83,11 @@ export async function faultyFs(faults: FaultSwitch): Promise<Partial<JournalFs>>
             await real.write(b, o, Math.max(1, Math.floor(l / 2)), p);
             throw enospc('write');
           }
+          if (dsync && faults.failDatasync) {
+            await real.write(b, o, l, p);
+            throw enospc('write (O_DSYNC)');
+          }
+          if (dsync) faults.datasyncs += 1;
           return real.write(b, o, l, p);
         },
         async datasync() {
