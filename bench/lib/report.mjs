@@ -3,6 +3,8 @@
  * part per figure with its method and exact commands, what bounds each missed goal (from the profiles
  * and counters measured in the same run), and a closing note naming the next steps.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { fmt, median, mib, ms, pct, ratio, sec, table } from './stats.mjs';
 import { pairedRatios } from '../sections/throughput.mjs';
 import { conduitSection, memorySection, memoryStep, startupSection, syncSection, tokensSection } from './report-figures.mjs';
@@ -213,6 +215,12 @@ function closingSection(r, evaluation) {
   return out.join('\n');
 }
 
+/** The hand-kept log of the hot path's steps (bench/steps.md), copied in as it is; none when the file is absent. */
+function stepsSection() {
+  const path = fileURLToPath(new URL('../steps.md', import.meta.url));
+  return existsSync(path) ? readFileSync(path, 'utf8') : '';
+}
+
 /** The whole BENCHMARKS.md. */
 export function renderReport(r) {
   const evaluation = evaluate(r);
@@ -228,6 +236,7 @@ export function renderReport(r) {
     memorySection(r),
     startupSection(r),
     conduitSection(r),
+    stepsSection(),
     closingSection(r, evaluation),
   ]
     .filter(Boolean)
