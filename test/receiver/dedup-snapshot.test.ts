@@ -4,7 +4,7 @@
  * (the daemon then rebuilds from the journal), never half-used.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Dedup } from '../../src/receiver/dedup.js';
@@ -105,6 +105,7 @@ test('a damaged or foreign snapshot is refused with its reason, never half-used'
     ['taken with another cap', Buffer.from(bytes), /cap of 5000 keys, not 4000/, 4_000],
     ['larger than any snapshot', Buffer.alloc(5_000 * 60 + 100_000, 0x20), /larger/],
     ['a symbolic link', (p) => symlinkSync(good, p), /symbolic link/],
+    ['a directory', (p) => mkdirSync(p), /not a regular file/],
   ];
   for (const [name, content, problem, maxEntries] of cases) {
     const path = join(dir, name.replaceAll(' ', '-'));
