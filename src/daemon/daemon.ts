@@ -147,8 +147,8 @@ export class Daemon {
     const dedup = new Dedup({ clock });
     // With Redis the de-duplication is Redis's (shared by the replicas); the local set only remembers this process's own.
     if (!this.#replication) {
-      this.#dedup = dedup;
       await restoreDedupWindow({ stateDir: config.stateDir, journal, dedup, clock, logger });
+      this.#dedup = dedup; // only a whole window is saved at the stop: not one whose restore failed halfway
     }
     const metrics = (this.#metrics = new DaemonMetrics({
       journal,
