@@ -4,7 +4,7 @@
  * and the step-by-step profiles of the receiver's hot path. Not a test: it prints figures.
  *
  *   node bench/profile-receiver.mjs [--target eventsubd|twurple|plain] [-c 32] [-s 4] [--rate N] [--tmpfs] [--top 25]
- *                                   [--node-args '--max-semi-space-size=16'] [--no-profile]
+ *                                   [--node-args=--max-semi-space-size=16] [--no-profile]
  *
  * `--rate N` sends at N req/s (bench/wrk/cycle-paced.lua, as the report's half-rate figure does) instead of as fast
  * as answers come back. `--tmpfs` puts eventsubd's state directory on /dev/shm (fdatasync is then free: what is left is CPU). Build

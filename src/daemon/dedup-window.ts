@@ -3,6 +3,7 @@
  * the last graceful stop saved (then only the records after it are read from the journal), else rebuilt from
  * every record of the retention; saved again at the next graceful stop. See src/receiver/dedup-snapshot.ts.
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -58,7 +59,11 @@ export async function saveDedupWindow(d: DedupWindowDeps): Promise<void> {
   const path = join(d.stateDir, DEDUP_SNAPSHOT_FILE);
   try {
     const head = await recordAt(d.journal, d.journal.head);
-    if (!head) return; // an empty journal: nothing to remember
+    if (!head) {
+      // An empty journal: nothing to remember, and an older (perhaps broken) snapshot would only be warned about again.
+      await rm(path, { force: true });
+      return;
+    }
     const keys = await saveDedupSnapshot(path, d.dedup, { seq: d.journal.head, messageId: head.message_id });
     d.logger.debug('Saved the dedup window for the next start', { path, keys, seq: d.journal.head });
   } catch (err) {

@@ -16,6 +16,7 @@ import { readRecords, type ReadPosition } from './reader.js';
 import { recoverSegments, refreshSegments, type RecoverOptions } from './recovery.js';
 import { SegmentSet } from './segment-set.js';
 import {
+  DEFAULT_SYNC_WITH,
   errMessage,
   JournalError,
   nodeJournalFs,
@@ -68,7 +69,7 @@ export class Journal {
           segmentMaxBytes: options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX,
           maxBatchEntries: options.durability === 'each' ? 1 : 4096,
           pipelineDepth: options.durability === 'each' ? 1 : (options.pipelineDepth ?? PIPELINE_DEPTH),
-          syncWith: options.syncWith ?? 'o_dsync',
+          syncWith: options.syncWith ?? DEFAULT_SYNC_WITH,
           histogram: this.#histogram,
           monotonicNow: options.monotonicNow ?? (() => performance.now()),
           clock: options.clock,

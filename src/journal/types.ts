@@ -17,9 +17,11 @@ export const OPEN_WRITE = constants.O_RDWR | NOFOLLOW;
  * The active segment with `syncWith: 'o_dsync'`: each write returns once its data is on disk, as if an
  * fdatasync followed it (open(2), O_DSYNC), so a commit is one system call on one libuv thread instead of two.
  */
-export const OPEN_WRITE_DSYNC = OPEN_WRITE | constants.O_DSYNC;
+export const OPEN_WRITE_DSYNC = OPEN_WRITE | (constants.O_DSYNC ?? 0);
+/** Where the platform has no O_DSYNC (Node leaves it undefined), a commit is a write and an fdatasync. */
+export const DEFAULT_SYNC_WITH: 'o_dsync' | 'fdatasync' = constants.O_DSYNC ? 'o_dsync' : 'fdatasync';
 /** A new segment with `syncWith: 'o_dsync'`: created, never an existing file ('wx'), each write durable. */
-export const OPEN_CREATE_DSYNC = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NOFOLLOW | constants.O_DSYNC;
+export const OPEN_CREATE_DSYNC = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | NOFOLLOW | (constants.O_DSYNC ?? 0);
 /** Create or truncate, write only, no symbolic link: the write probe. */
 export const OPEN_REPLACE = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | NOFOLLOW;
 
@@ -104,7 +106,7 @@ export interface JournalOptions {
    */
   pipelineDepth?: number;
   /**
-   * How a batch is made durable. `o_dsync` (default): the active segment is opened with O_DSYNC and the write
+   * How a batch is made durable. `o_dsync` (default where the platform has it: DEFAULT_SYNC_WITH): the active segment is opened with O_DSYNC and the write
    * itself is the commit. `fdatasync`: a plain write, then fdatasync(2). Equally durable; the first is one
    * system call on libuv's pool per commit instead of two (measured here: commits about 15% shorter).
    */

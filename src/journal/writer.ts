@@ -1,12 +1,12 @@
 /**
- * Group commit, optionally pipelined. Appends queue up; each batch takes every queued append (up to a size cap),
- * gets consecutive seqs, is written as one buffer at the end of the active segment and covered by one fdatasync,
- * and then every waiter of the batch resolves. With a pipeline depth above 1 (PIPELINE_DEPTH says why the default
- * is 1), the next batch is written and its fdatasync issued while the previous fdatasync is still in flight, so
- * the disk never waits for the event loop between two commits. An fdatasync covers every byte written to the
- * file before it was issued; batches still resolve strictly in order.
+ * Group commit. Appends queue up; each batch takes every queued append (up to a size cap), gets consecutive
+ * seqs, is written as one buffer at the end of the active segment and made durable by one commit, and then every
+ * waiter of the batch resolves. A commit is that write itself when the segment is open with O_DSYNC (the
+ * default), else the write and an fdatasync. The next batch's commit is issued as soon as the last one returns,
+ * before its waiters are answered. With a pipeline depth above 1 (PIPELINE_DEPTH says why the default is 1), the
+ * next batch is committed while the previous commit is still in flight; batches still resolve strictly in order.
  *
- * Failure: when the write or the fdatasync of a batch fails, that batch and every later batch in flight are
+ * Failure: when the write or the fdatasync (the commit) of a batch fails, that batch and every later batch in flight are
  * rejected with JOURNAL_UNWRITABLE, the segment is truncated back to its last committed size (retried before
  * the next batch if the truncate itself fails), and their seqs are given to the next appends: seqs stay dense
  * and a failed line never becomes visible. Later appends simply try again, so the journal recovers by itself

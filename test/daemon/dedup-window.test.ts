@@ -103,3 +103,12 @@ test('a snapshot from another journal (the journal was replaced) is not used', a
   assert.equal(await d.deliver(notificationBody('old-1'), { messageId: 'old-1' }), 204);
   assert.equal(readJournal(dir).at(-1)?.message_id, 'old-1');
 });
+
+test('a broken snapshot beside an empty journal is removed at the stop, so the warning is not repeated at every start', async (t) => {
+  const dir = stateDir(t);
+  writeFileSync(join(dir, SNAPSHOT), 'garbage\n', { mode: 0o600 });
+  const d = await startInProcessDaemon(t, {}, { stateDir: dir });
+  assert.ok(d.logs.records().some((l) => l.level === 'warn' && l.problem === 'its header is not JSON'));
+  await d.daemon.close();
+  assert.equal(existsSync(join(dir, SNAPSHOT)), false);
+});

@@ -18,6 +18,8 @@ import { allLines, entry, isDsync, tempJournalDir } from './helpers.js';
 function gatedFs() {
   const gates: { release: (err?: Error) => void; sizeAtCall: number }[] = [];
   let waiting: (() => void) | undefined;
+  /** Segment writes begun (a commit's first step in both modes). */
+  const writes = { started: 0 };
   const fs: Partial<JournalFs> = {
     async open(path, flags, mode) {
       const real = await fsOpen(path, flags, mode);
@@ -32,6 +34,7 @@ function gatedFs() {
       const handle: JournalFileHandle = {
         read: (b, o, l, p) => real.read(b, o, l, p),
         async write(b, o, l, p) {
+          if (segment) writes.started += 1;
           const r = await real.write(b, o, l, p);
           if (segment && isDsync(flags)) await gate();
           return r;
@@ -52,7 +55,7 @@ function gatedFs() {
   const syncsIssued = async (n: number): Promise<void> => {
     while (gates.length < n) await new Promise<void>((resolve) => (waiting = resolve));
   };
-  return { fs, gates, syncsIssued };
+  return { fs, gates, syncsIssued, writes };
 }
 
 const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -157,5 +160,25 @@ for (const syncWith of ['o_dsync', 'fdatasync'] as const) {
     gates[1]!.release();
     assert.deepEqual((await Promise.all(next)).map((r) => r.seq), [2, 3, 4]);
     assert.equal(journal.stats().fsyncs, 2);
+  });
+
+  test(`Journal issues the next commit before it answers the batch just committed (${syncWith})`, async (t) => {
+    const dir = tempJournalDir(t);
+    const { fs, gates, syncsIssued, writes } = gatedFs();
+    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, syncWith });
+    t.after(() => journal.close());
+    const first = journal.append(entry(1));
+    await syncsIssued(1);
+    const second = journal.append(entry(2));
+    await settle();
+    assert.equal(writes.started, 1, 'the second waits for the first commit');
+    let writesWhenAnswered = 0;
+    const answered = first.then((r) => ((writesWhenAnswered = writes.started), r.seq));
+    gates[0]!.release();
+    assert.equal(await answered, 1);
+    assert.equal(writesWhenAnswered, 2, 'the second commit was under way before the first append resolved');
+    await syncsIssued(2);
+    gates[1]!.release();
+    assert.equal((await second).seq, 2);
   });
 }
