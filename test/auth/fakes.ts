@@ -157,6 +157,7 @@ export function captureLogs(): LogCapture {
 
 export async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'eventsubd-auth-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Retried: a watcher or writer of the test may still be finishing in it (ENOTEMPTY while rm walks the tree).
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }));
   return dir;
 }

@@ -192,7 +192,10 @@ describe('three replicas on one Redis', { timeout: 180_000 }, () => {
     const reassigned = Date.now() - killedAt;
     t.diagnostic(`shards ${victim.join(', ')} of the killed replica re-assigned after ${reassigned} ms (lease ${LEASE_MS} ms)`);
     assert.ok(reassigned <= LEASE_MS + 10_000);
-    const survivors = await Promise.all(fixtures.slice(0, 2).map(held));
-    assert.deepEqual(survivors.flat().sort(), ['0', '1', '2', '3', '4', '5'], 'the survivors hold every shard between them');
+    // Twitch (the emulator) marks a shard enabled when the survivor assigns it, a moment before that survivor's
+    // /status lists it as held: wait for the status too, briefly, rather than read it once.
+    const heldBySurvivors = async (): Promise<string[]> => (await Promise.all(fixtures.slice(0, 2).map(held))).flat().sort();
+    await waitFor('the survivors to report every shard', async () => ((await heldBySurvivors()).length === 6 || undefined), { timeoutMs: 5_000, intervalMs: 20 }).catch(() => undefined);
+    assert.deepEqual(await heldBySurvivors(), ['0', '1', '2', '3', '4', '5'], 'the survivors hold every shard between them');
   });
 });
