@@ -232,10 +232,10 @@ export function receiverStep(r) {
         `${ms(median(g1.map((x) => (1000 / x.rps) * x.perFsync)), 2)}` +
         (a2 && o2 ? `; the file system allows ${fmt(a2)} overlapping appends a second but ${fmt(o2)} overlapping overwrites of a pre-zeroed file (table above).` : '.'),
     );
-    next.push(
-      'pre-zero each journal segment when it is created (zeros written and fsynced once, then overwritten in place), so that an ' +
-        'fdatasync flushes only data and needs no file-system journal commit; readers and recovery then stop at the first zero ' +
-        'byte, and a sealed segment is truncated to its data',
+    parts.push(
+      'The active segment is already kept ahead with zeros (`ZERO_AHEAD_BYTES` in src/journal/writer.ts), so commits overwrite ' +
+        'and need no file-system journal commit; what is left of this bound is the commit itself, whose share per notification ' +
+        'only larger batches (more connections waiting) lower.',
     );
   }
   if (tmpfsVsPlain < 0.5) {
@@ -250,7 +250,7 @@ export function receiverStep(r) {
       'cut the per-request work the profile shows on the JavaScript thread: what is left beside the answer\'s socket write (the ' +
         'same for every server) is the HMAC (about 3 µs, OpenSSL\'s own cost here; precomputed key pads with hash copies were ' +
         'slower), the scan of the body, the dedup digest and the journal line; and on libuv\'s pool, the kernel time of each ' +
-        'durable write (the "+" in receiver CPU), which only larger batches or pre-zeroed segments reduce',
+        'durable write (the "+" in receiver CPU), which only larger batches reduce now that the active segment is pre-zeroed',
     );
   } else if (prof) {
     parts.push(`Its JavaScript thread was idle ${pct(prof.idleShare)} of the run: the rate is set by waiting, not by CPU.`);

@@ -26,7 +26,7 @@ import {
   type JournalRecord,
   type JournalStats,
 } from './types.js';
-import { PIPELINE_DEPTH, SegmentWriter } from './writer.js';
+import { PIPELINE_DEPTH, SegmentWriter, ZERO_AHEAD_BYTES } from './writer.js';
 
 const DEFAULT_SEGMENT_MAX = 64 * 1024 * 1024;
 /** Commit (durable write) latency buckets, ms: from a fast NVMe to a struggling network disk. */
@@ -70,6 +70,7 @@ export class Journal {
           maxBatchEntries: options.durability === 'each' ? 1 : 4096,
           pipelineDepth: options.durability === 'each' ? 1 : (options.pipelineDepth ?? PIPELINE_DEPTH),
           syncWith: options.syncWith ?? DEFAULT_SYNC_WITH,
+          zeroAheadBytes: options.zeroAheadBytes ?? ZERO_AHEAD_BYTES,
           histogram: this.#histogram,
           monotonicNow: options.monotonicNow ?? (() => performance.now()),
           clock: options.clock,

@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '../lib/logger.js';
 import { decodeLine, parseSegmentName, receivedAtMs } from './format.js';
 import { migrateToFormat2, readFormat } from './migrate.js';
-import { readLastLine, scanSegment, syncDir } from './segment-io.js';
+import { firstZeroRun, lastNonZero, readLastLine, scanSegment, syncDir, TORN_SPAN_MAX, type SegmentScan } from './segment-io.js';
 import type { Segment, SegmentSet } from './segment-set.js';
-import { errMessage, JournalError, OPEN_READ, OPEN_WRITE, type CorruptSpan, type JournalFs } from './types.js';
+import { errMessage, JournalError, OPEN_READ, OPEN_WRITE, type CorruptSpan, type JournalFileHandle, type JournalFs } from './types.js';
 
 export interface RecoverOptions {
   fs: JournalFs;
@@ -99,12 +99,18 @@ async function inspectSealed(path: string, firstSeq: number, nextFirst: number, 
   }
 }
 
-/** The last (active) segment: full scan; a torn tail is truncated away (and fsynced); corruption is reported and kept. */
+/**
+ * The last (active) segment: full scan; a torn tail is truncated away (and fsynced); corruption is reported and
+ * kept. The tail may be the writer's zeros ahead, and what a batch in flight at a crash left in them (any of its
+ * pages, in any order): from the first NUL byte on, it is all torn, unless data lies further past it than the
+ * batches in flight can reach (TORN_SPAN_MAX), which only corruption of committed data explains: then the
+ * classic rules apply (scanSegment without `zerosEnd`), and that data is kept.
+ */
 async function recoverLast(path: string, firstSeq: number, options: RecoverOptions, legacy: boolean): Promise<Segment> {
   const handle = await openOrThrow(options, path);
   try {
     const { size } = await handle.stat();
-    const scan = await scanSegment(handle, { path, start: 0, expectedSeq: firstSeq, size, legacy });
+    const { scan, lastData } = await scanActive(handle, { path, start: 0, expectedSeq: firstSeq, size, legacy });
     for (const span of scan.corrupt) options.onCorrupt(span);
     if (scan.tornBytes > 0 && !options.readOnly) {
       try {
@@ -113,12 +119,47 @@ async function recoverLast(path: string, firstSeq: number, options: RecoverOptio
       } catch (err) {
         throw new JournalError(`Cannot truncate the torn tail of ${path}: ${errMessage(err)}`, { cause: err, path });
       }
-      options.logger.warn('Dropped a torn last line from the journal', { path, bytes: scan.tornBytes, head: scan.lastSeq });
+      if (lastData === -1) {
+        options.logger.info('Cut the zeros written ahead of the journal\'s last record (the last stop was not clean)', { path, bytes: scan.tornBytes });
+      } else {
+        // Never acknowledged: an append resolves only once its whole batch is on disk.
+        options.logger.warn('Dropped a torn tail from the journal (a write cut short by a crash)', { path, bytes: scan.tornBytes, head: scan.lastSeq });
+      }
     }
     return { firstSeq, path, size: scan.goodEnd, lastSeq: scan.lastSeq, lastReceivedAtMs: scan.lastReceivedAtMs };
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+/**
+ * Scans the active segment, stopping at the writer's zeros ahead (scanSegment `zerosEnd`), unless what lies past
+ * them is not what a crash leaves there; then the classic rules apply (scanSegment without `zerosEnd`: a NUL
+ * byte followed by a good record is corruption, kept). A crash leaves zeros where pages of the batches in flight
+ * did not reach the disk: the first zeros start where the batch did (the good end) or at a sector boundary, end
+ * at a sector boundary or at the end of the file, and nothing but zeros lies further than TORN_SPAN_MAX past the
+ * good end. A byte of a committed record damaged into a NUL is not that. `lastData`: the last byte past the good
+ * end that is not zero (-1: only zeros are left over).
+ */
+async function scanActive(handle: JournalFileHandle, at: Parameters<typeof scanSegment>[1]): Promise<{ scan: SegmentScan; lastData: number }> {
+  let scan = await scanSegment(handle, { ...at, zerosEnd: true });
+  let lastData = scan.tornBytes > 0 ? await lastNonZero(handle, scan.goodEnd, at.size) : -1;
+  if (lastData >= scan.goodEnd && !(await crashLeftOver(handle, scan.goodEnd, lastData, at.size))) {
+    scan = await scanSegment(handle, at);
+    lastData = scan.tornBytes > 0 ? await lastNonZero(handle, scan.goodEnd, at.size) : -1;
+  }
+  return { scan, lastData };
+}
+
+/** Sectors: the smallest unit a disk writes whole (https://www.kernel.org/doc/html/latest/block/queue-sysfs.html). */
+const SECTOR = 512;
+
+/** True when `[goodEnd, size)`, holding data up to `lastData`, can be what a crash left of batches in flight. */
+async function crashLeftOver(handle: JournalFileHandle, goodEnd: number, lastData: number, size: number): Promise<boolean> {
+  if (lastData >= goodEnd + TORN_SPAN_MAX) return false;
+  const run = await firstZeroRun(handle, goodEnd, size);
+  if (!run) return true; // no zeros: a last line cut short, as an append leaves it
+  return (run.start === goodEnd || run.start % SECTOR === 0) && (run.end === size || run.end % SECTOR === 0);
 }
 
 async function openOrThrow(options: RecoverOptions, path: string): ReturnType<JournalFs['open']> {
@@ -192,7 +233,8 @@ async function rescan(
     if (size === from.size) return { firstSeq, path, ...from };
     // Shorter than last seen: the writer truncated a failed batch; read the segment again from the start.
     const start = size < from.size ? { start: 0, expectedSeq: firstSeq } : { start: from.size, expectedSeq: from.lastSeq + 1, lastReceivedAtMs: from.lastReceivedAtMs };
-    const scan = await scanSegment(handle, { path, size, legacy, ...start });
+    // Stops at the writer's zeros ahead: what lies in them is not committed yet (or torn, for the writer's recovery).
+    const { scan } = await scanActive(handle, { path, size, legacy, ...start });
     for (const span of scan.corrupt) options.onCorrupt(span);
     return { firstSeq, path, size: scan.goodEnd, lastSeq: scan.lastSeq, lastReceivedAtMs: scan.lastReceivedAtMs };
   } finally {

@@ -7,6 +7,12 @@ import type { CorruptSpan, JournalFileHandle, JournalFs } from './types.js';
 
 const CHUNK = 256 * 1024;
 const NL = 0x0a;
+/**
+ * The most a crash can leave past the last commit in the active segment: the batches in flight (PIPELINE_DEPTH of
+ * at most MAX_BATCH_BYTES each, plus one record past that; writer.ts), written over zeros in any order of pages.
+ * Data further past the first zeros than this was committed: it is corruption, never a torn tail.
+ */
+export const TORN_SPAN_MAX = 32 * 1024 * 1024;
 
 export interface ScanResult {
   /** Offset just after the last line handed to `onLine` (where to continue). */
@@ -17,12 +23,14 @@ export interface ScanResult {
 
 /**
  * Hands every complete line in `[start, end)` to `onLine(text, lineStart, lineEnd)`; `lineEnd` is just after
- * the newline. Stops after the line for which `onLine` returns false.
+ * the newline. Stops after the line for which `onLine` returns false, and, with `stopAtZero`, before a line
+ * that starts with a NUL byte (the zeros ahead of the writer: the rest counts as a fragment, unread).
  */
 export async function scanLines(
   handle: JournalFileHandle,
   range: { start: number; end: number },
   onLine: (text: string, lineStart: number, lineEnd: number) => boolean | void,
+  stopAtZero = false,
 ): Promise<ScanResult> {
   let pos = range.start;
   let lineStart = range.start;
@@ -44,6 +52,7 @@ export async function scanLines(
       lineStart = lineEnd;
       from = nl + 1;
     }
+    if (stopAtZero && pending.length === 0 && from < bytesRead && buf[from] === 0) return { next: lineStart, fragmentBytes: range.end - lineStart };
     if (from < bytesRead) pending.push(Buffer.from(buf.subarray(from, bytesRead)));
     pos += bytesRead;
   }
@@ -93,10 +102,15 @@ export interface SegmentScan {
  * complete line holding a NUL byte on, the zeros some file systems leave in space a crash allocated but never
  * wrote. A complete line that fails its check anywhere else is corruption of written data: it is kept and
  * keeps its seq (a record may have been acknowledged with it), and is reported. `legacy`: a format-1 segment.
+ *
+ * `zerosEnd`: the first NUL byte ends the scan, even with good lines after it: the active segment's zeros ahead
+ * (writer.ts), over which a batch in flight at a crash may have reached the disk in any order of its pages, so
+ * that zeros can lie between its lines. Whoever asks for it checks that nothing lies further past them than a
+ * crash can leave (TORN_SPAN_MAX).
  */
 export async function scanSegment(
   handle: JournalFileHandle,
-  init: { path: string; start: number; expectedSeq: number; size: number; lastReceivedAtMs?: number; legacy: boolean },
+  init: { path: string; start: number; expectedSeq: number; size: number; lastReceivedAtMs?: number; legacy: boolean; zerosEnd?: boolean },
 ): Promise<SegmentScan> {
   let expected = init.expectedSeq;
   let goodEnd = init.start;
@@ -110,7 +124,7 @@ export async function scanSegment(
     const record = decodeLine(text, init.legacy);
     if (record === undefined || record.seq < expected) {
       pending.push({ offset: lineStart, end: lineEnd, text });
-      return;
+      return !(init.zerosEnd === true && record === undefined && text.includes('\0'));
     }
     // The bad lines before this good one stand for the seqs up to it (one each, as far as their count allows).
     for (const [i, bad] of pending.entries()) {
@@ -122,7 +136,7 @@ export async function scanSegment(
     expected = record.seq + 1;
     goodEnd = lineEnd;
     lastReceivedAtMs = receivedAtMs(record);
-  });
+  }, init.zerosEnd);
   for (const bad of pending) {
     if (bad.text.includes('\0')) break; // crash debris: this and what follows is torn
     corrupt.push(span(bad.offset, bad.text, expected, expected));
@@ -130,6 +144,36 @@ export async function scanSegment(
     goodEnd = bad.end;
   }
   return { lastSeq: expected - 1, goodEnd, lastReceivedAtMs, tornBytes: init.size - goodEnd, corrupt };
+}
+
+/** The offset of the last byte in `[from, size)` that is not zero, or -1 when they all are. */
+export async function lastNonZero(handle: JournalFileHandle, from: number, size: number): Promise<number> {
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (let end = size; end > from; ) {
+    const start = Math.max(from, end - CHUNK);
+    const { bytesRead } = await handle.read(buf, 0, end - start, start);
+    for (let i = bytesRead - 1; i >= 0; i--) if (buf[i] !== 0) return start + i;
+    end = start;
+  }
+  return -1;
+}
+
+/** The first run of zero bytes at or after `from`: `[start, end)`, `end` the next byte that is not zero (or `size`). */
+export async function firstZeroRun(handle: JournalFileHandle, from: number, size: number): Promise<{ start: number; end: number } | undefined> {
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let start = -1;
+  for (let pos = from; pos < size; ) {
+    const { bytesRead } = await handle.read(buf, 0, Math.min(CHUNK, size - pos), pos);
+    if (bytesRead === 0) break;
+    for (let i = 0; i < bytesRead; i++) {
+      if (start === -1 ? buf[i] === 0 : buf[i] !== 0) {
+        if (start !== -1) return { start, end: pos + i };
+        start = pos + i;
+      }
+    }
+    pos += bytesRead;
+  }
+  return start === -1 ? undefined : { start, end: size };
 }
 
 /** fsyncs a directory, so that a file created or removed in it survives a crash. */

@@ -78,6 +78,8 @@ export interface JournalFs {
   mkdir(path: string, options: { recursive: true; mode: number }): Promise<unknown>;
   unlink(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** Free space for an unprivileged user, as `statfs(2)` reports it; without it, zeros ahead are written unchecked. */
+  statfs?(path: string): Promise<{ bavail: number; bsize: number }>;
 }
 
 /** The real file system. */
@@ -87,6 +89,7 @@ export const nodeJournalFs: JournalFs = {
   mkdir: (path, options) => fsp.mkdir(path, options),
   unlink: (path) => fsp.unlink(path),
   rename: (from, to) => fsp.rename(from, to),
+  statfs: (path) => fsp.statfs(path),
 };
 
 export interface JournalOptions {
@@ -111,6 +114,11 @@ export interface JournalOptions {
    * system call on libuv's pool per commit instead of two (measured here: commits about 15% shorter).
    */
   syncWith?: 'o_dsync' | 'fdatasync';
+  /**
+   * Zeros kept written ahead of the active segment's last record, so that a commit overwrites allocated blocks
+   * instead of growing the file (writer.ts). Default `ZERO_AHEAD_BYTES` (2 MiB); 0: the file grows with each commit.
+   */
+  zeroAheadBytes?: number;
   /**
    * Open for reading only (e.g. `events tail` while the daemon runs): no recovery truncation, no retention,
    * `append()` rejects, and `follow()` polls the files every `pollIntervalMs` (default 500) instead of

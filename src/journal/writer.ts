@@ -6,6 +6,13 @@
  * before its waiters are answered. With a pipeline depth above 1 (PIPELINE_DEPTH says why the default is 1), the
  * next batch is committed while the previous commit is still in flight; batches still resolve strictly in order.
  *
+ * Zeros ahead: the active segment is kept `zeroAheadBytes` ahead of its last batch with zeros written and made
+ * durable beforehand (ZERO_AHEAD_BYTES), so that a commit overwrites blocks the file already has instead of
+ * growing it: on ext4 growing a file makes every commit also commit the file system's journal (the new size),
+ * measured at about a third more time and CPU per commit (BENCHMARKS.md, "What bounds the receiver"). The zeros
+ * are cut off when the segment is sealed and when the journal closes; after a crash, recovery cuts them
+ * (recovery.ts), together with what a batch in flight left in them.
+ *
  * Failure: when the write or the fdatasync (the commit) of a batch fails, that batch and every later batch in flight are
  * rejected with JOURNAL_UNWRITABLE, the segment is truncated back to its last committed size (retried before
  * the next batch if the truncate itself fails), and their seqs are given to the next appends: seqs stay dense
@@ -47,13 +54,23 @@ export interface WriterOptions {
   monotonicNow: () => number;
   /** Paces the probe that clears `failing` once the directory takes writes again (see PROBE_INTERVAL_MS). */
   clock: Clock;
+  /** Zeros kept written ahead of the active segment's last batch; 0: none, the file grows with each commit. */
+  zeroAheadBytes: number;
   /** Called after each committed batch (wakes followers). */
   onCommit: () => void;
   /** Called after a batch that started a new segment (retention). Must not throw. */
   onRoll: () => Promise<void>;
 }
 
-const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+/**
+ * Zeros written ahead of the active segment's end, by default; the next zeros are written once less than half
+ * of them is left, while the batches go on (a batch never overlaps zeros still being written). 2 MiB: about
+ * 3,000 notifications, one growth of the file (one file-system journal commit) per about 200 commits.
+ */
+export const ZERO_AHEAD_BYTES = 2 * 1024 * 1024;
+/** Free space left beyond the zeros ahead, or none are written (#writeZeros). */
+const ZERO_HEADROOM_BYTES = 64 * 1024 * 1024;
 /**
  * Batches written whose fdatasync may still be running, by default. 1: a batch takes everything that arrived
  * while the previous one committed. Measured on ext4 (BENCHMARKS.md, bench/profile-receiver.mjs), letting two
@@ -94,6 +111,13 @@ export class SegmentWriter {
   #dirty = false;
   #rolled = false;
   #failing = false;
+  /** End of what was written to the active file (committed, in flight, or zeros ahead). */
+  #allocEnd = 0;
+  /** Zeros being written from `#zeroFrom`; never rejects. */
+  #zeroing: Promise<void> | undefined;
+  #zeroFrom = 0;
+  /** Zeros ahead failed (a full disk): not tried again on this segment until it is repaired or rolled. */
+  #zeroFailed = false;
   #probeStop: AbortController | undefined;
   readonly counters = { appends: 0, fsyncs: 0, failures: 0, lastFsyncMs: 0 };
 
@@ -134,8 +158,12 @@ export class SegmentWriter {
   async close(): Promise<void> {
     this.#probeStop?.abort();
     await this.flush();
+    await this.#zeroing;
     const active = this.#o.set.list.at(-1);
     if (this.#dirty && active) await this.#repair(active).catch(() => undefined);
+    // The zeros ahead go: the file ends with its last record, as an appended one does (a failure leaves them to
+    // the next start's recovery).
+    if (this.#handle && active && this.#allocEnd > active.size) await this.#trim(this.#handle, active).catch(() => undefined);
     const handle = this.#handle;
     this.#handle = undefined;
     await handle?.close().catch(() => undefined);
@@ -183,8 +211,13 @@ export class SegmentWriter {
       buf = formatBatch(batch, first);
       seg = await this.#prepare();
       const position = seg.size + this.#pendingBytes;
+      const end = position + buf.length;
+      // Zeros still being written there would land over the batch.
+      if (this.#zeroing && end > this.#zeroFrom) await this.#zeroing;
       this.#pendingBytes += buf.length;
       written = writeAll(this.#handle!, buf, position);
+      if (end > this.#allocEnd) this.#allocEnd = end;
+      this.#zeroAhead(end);
       // With O_DSYNC the write is the commit: it is in flight now, like an fdatasync (its failure is the batch's).
       if (this.#o.syncWith !== 'o_dsync') await written;
     } catch (err) {
@@ -318,16 +351,74 @@ export class SegmentWriter {
       if (seg && this.#dirty) await this.#repair(seg);
       if (!seg || (seg.size > 0 && seg.size >= this.#o.segmentMaxBytes)) seg = await this.#roll();
     }
-    this.#handle ??= await this.#o.fs.open(seg.path, this.#writeFlags);
+    if (!this.#handle) {
+      // Recovery (or a repair) left the file ending with its last record.
+      this.#handle = await this.#o.fs.open(seg.path, this.#writeFlags);
+      this.#allocEnd = seg.size;
+    }
     return seg;
+  }
+
+  /**
+   * Writes the next zeros ahead once a batch ending at `end` has left less than half of them, without waiting
+   * for them. Up to the segment's size limit only: the batch that crosses it grows the file, and is its last.
+   */
+  #zeroAhead(end: number): void {
+    const ahead = this.#o.zeroAheadBytes;
+    if (ahead <= 0 || this.#zeroing || this.#zeroFailed || this.#allocEnd - end >= ahead / 2) return;
+    const from = this.#allocEnd;
+    const to = Math.min(this.#o.segmentMaxBytes, from + ahead);
+    if (to <= from) return;
+    const handle = this.#handle!;
+    this.#zeroFrom = from;
+    this.#zeroing = this.#writeZeros(handle, from, to).then(
+      () => {
+        if (this.#handle === handle) this.#allocEnd = Math.max(this.#allocEnd, to);
+        this.#zeroing = undefined;
+      },
+      async (err: unknown) => {
+        // Commits still work, growing the file; the next repair or segment tries again. What part of the zeros
+        // was written is cut off first, before any batch writes there: a full disk gets its space back.
+        this.#zeroFailed = true;
+        await handle.truncate(from).catch(() => undefined);
+        this.#zeroing = undefined;
+        this.#o.logger.debug('No zeros written ahead in the journal segment', { err });
+      },
+    );
+  }
+
+  /**
+   * Writes zeros over [from, to) once the file system keeps ZERO_HEADROOM_BYTES free beyond them: on a disk close
+   * to full, the zeros would take the last space the dedup snapshot and the token cache need, and would keep
+   * accepting notifications past the point where a full disk answers 503.
+   */
+  async #writeZeros(handle: JournalFileHandle, from: number, to: number): Promise<void> {
+    const { fs, dir } = this.#o;
+    if (fs.statfs) {
+      const { bavail, bsize } = await fs.statfs(dir);
+      const free = Number(bavail) * Number(bsize);
+      if (free < to - from + ZERO_HEADROOM_BYTES) throw new Error(`only ${free} bytes free in ${dir}`);
+    }
+    await writeAll(handle, Buffer.alloc(to - from), from);
+  }
+
+  /** Cuts the zeros ahead off `seg` (its committed size), durably. */
+  async #trim(handle: JournalFileHandle, seg: Segment): Promise<void> {
+    await handle.truncate(seg.size);
+    await handle.datasync();
+    this.#allocEnd = seg.size;
   }
 
   /** Truncates the active segment back to its committed size. On failure, closes the file to reopen it later. */
   async #repair(seg: Segment): Promise<void> {
+    await this.#zeroing;
     try {
-      this.#handle ??= await this.#o.fs.open(seg.path, this.#writeFlags);
-      await this.#handle.truncate(seg.size);
-      await this.#handle.datasync();
+      if (!this.#handle) {
+        this.#handle = await this.#o.fs.open(seg.path, this.#writeFlags);
+        this.#allocEnd = seg.size;
+      }
+      await this.#trim(this.#handle, seg);
+      this.#zeroFailed = false;
       this.#dirty = false;
     } catch (err) {
       const handle = this.#handle;
@@ -340,7 +431,11 @@ export class SegmentWriter {
   /** Seals the active segment and creates the next one, named after the next seq, durably (directory fsync). */
   async #roll(): Promise<Segment> {
     const { fs, dir, set } = this.#o;
+    await this.#zeroing;
     const old = this.#handle;
+    const sealed = set.list.at(-1);
+    // Sealed without its zeros, before the next segment exists: recovery looks for a torn tail in the last one only.
+    if (old && sealed && this.#allocEnd > sealed.size) await this.#trim(old, sealed);
     this.#handle = undefined;
     await old?.close().catch(() => undefined);
     const firstSeq = set.head + 1;
@@ -364,6 +459,8 @@ export class SegmentWriter {
       throw err;
     }
     this.#handle = handle;
+    this.#allocEnd = 0;
+    this.#zeroFailed = false;
     const seg: Segment = { firstSeq, path, size: 0, lastSeq: firstSeq - 1, lastReceivedAtMs: Number.NaN };
     set.list.push(seg);
     this.#rolled = true;

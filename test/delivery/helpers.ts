@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { Journal } from '../../src/journal/journal.js';
 import type { JournalEntry } from '../../src/journal/types.js';
 import type { FakeClock } from '../helpers/fake-clock.js';
 import { onSleep, untilTurn } from '../helpers/wait.js';
+import { segmentText } from '../journal/helpers.js';
 
 /** Every state directory made here, removed once more when the process exits. */
 const stateDirs = new Set<string>();
@@ -69,7 +70,7 @@ export function journalLines(stateDir: string): string[] {
   return readdirSync(dir)
     .filter((n) => n.endsWith('.jsonl'))
     .sort()
-    .flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter((l) => l.length > 0))
+    .flatMap((n) => segmentText(join(dir, n)).split('\n').filter((l) => l.length > 0))
     .map((line) => verifiedJson(line) ?? `corrupt: ${line}`);
 }
 

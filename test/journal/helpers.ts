@@ -22,11 +22,19 @@ export function entry(i: number, receivedAt = '2026-11-24T10:00:00.000Z'): Journ
   };
 }
 
+/**
+ * A segment's text without the zeros ahead that an open journal keeps after its last record (writer.ts); they
+ * are cut when it closes, and by recovery after a crash.
+ */
+export function segmentText(path: string): string {
+  return readFileSync(path, 'utf8').replace(/\0+$/, '');
+}
+
 /** Every line of every segment in `dir`, in file order. */
 export function allLines(dir: string): string[] {
   const lines: string[] = [];
   for (const name of segmentNames(dir)) {
-    const text = readFileSync(join(dir, name), 'utf8');
+    const text = segmentText(join(dir, name));
     lines.push(...text.split('\n').filter((l) => l.length > 0));
   }
   return lines;

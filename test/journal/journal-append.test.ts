@@ -20,6 +20,8 @@ test('Journal.append() writes one JSON line per record with seq first, in a 0700
   assert.equal(journal.head, 1);
 
   assert.deepEqual(segmentNames(dir), ['00000000000000000001.jsonl']);
+  // Open, the segment is followed by the writer's zeros ahead; closed, it ends with its last record.
+  await journal.close();
   const text = readFileSync(join(dir, '00000000000000000001.jsonl'), 'utf8');
   assert.ok(text.startsWith('{"seq":1,"message_id":"msg-1","message_type":"notification",'), text);
   // Format 2: the record's JSON with its CRC-32 as the last field (the VERSION file says so).

@@ -1,6 +1,8 @@
 /**
  * The pipelined group commit (a journal opened with a pipeline depth of 2; the default is 1): the next batch is written and its fdatasync issued while the previous one is
  * in flight, batches resolve in seq order, and a failed fdatasync takes every later batch in flight with it.
+ * Without zeros ahead (`zeroAheadBytes: 0`), so that every segment write is a commit: journal-zero-ahead.test.ts
+ * tests them.
  */
 import assert from 'node:assert/strict';
 import { open as fsOpen } from 'node:fs/promises';
@@ -64,7 +66,7 @@ for (const syncWith of ['o_dsync', 'fdatasync'] as const) {
   test(`Journal pipelines commits: a second batch is written and synced while the first commit is in flight; seq order holds (${syncWith})`, async (t) => {
     const dir = tempJournalDir(t);
     const { fs, gates, syncsIssued } = gatedFs();
-    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, syncWith, pipelineDepth: 2 });
+    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, zeroAheadBytes: 0, syncWith, pipelineDepth: 2 });
     t.after(() => journal.close());
 
     const resolved: number[] = [];
@@ -92,7 +94,7 @@ for (const syncWith of ['o_dsync', 'fdatasync'] as const) {
   test(`Journal pipeline: a failed commit rejects its batch and the batch in flight after it, truncates both, and seqs are reused (${syncWith})`, async (t) => {
     const dir = tempJournalDir(t);
     const { fs, gates, syncsIssued } = gatedFs();
-    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, syncWith, pipelineDepth: 2 });
+    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, zeroAheadBytes: 0, syncWith, pipelineDepth: 2 });
     t.after(() => journal.close());
 
     const one = journal.append(entry(1));
@@ -128,7 +130,7 @@ for (const syncWith of ['o_dsync', 'fdatasync'] as const) {
   test(`Journal durability 'each' never overlaps commits (${syncWith})`, async (t) => {
     const dir = tempJournalDir(t);
     const { fs, gates, syncsIssued } = gatedFs();
-    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, syncWith, durability: 'each' });
+    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, zeroAheadBytes: 0, syncWith, durability: 'each' });
     t.after(() => journal.close());
     const all = [1, 2, 3].map((i) => journal.append(entry(i)));
     for (let i = 0; i < 3; i++) {
@@ -144,7 +146,7 @@ for (const syncWith of ['o_dsync', 'fdatasync'] as const) {
   test(`Journal by default (durability 'group') commits one batch at a time: what arrives meanwhile is the next batch, whole (${syncWith})`, async (t) => {
     const dir = tempJournalDir(t);
     const { fs, gates, syncsIssued } = gatedFs();
-    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, syncWith });
+    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, zeroAheadBytes: 0, syncWith });
     t.after(() => journal.close());
     const first = journal.append(entry(1));
     await syncsIssued(1);
@@ -165,7 +167,7 @@ for (const syncWith of ['o_dsync', 'fdatasync'] as const) {
   test(`Journal issues the next commit before it answers the batch just committed (${syncWith})`, async (t) => {
     const dir = tempJournalDir(t);
     const { fs, gates, syncsIssued, writes } = gatedFs();
-    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, syncWith });
+    const journal = await Journal.open({ dir, clock: new FakeClock(), fs, zeroAheadBytes: 0, syncWith });
     t.after(() => journal.close());
     const first = journal.append(entry(1));
     await syncsIssued(1);
