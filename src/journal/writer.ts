@@ -69,6 +69,12 @@ export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
  * 3,000 notifications, one growth of the file (one file-system journal commit) per about 200 commits.
  */
 export const ZERO_AHEAD_BYTES = 2 * 1024 * 1024;
+/**
+ * The zeros ahead are written this much at a time. Measured on ext4, 10 KB O_DSYNC commits back to back while
+ * 2 MiB of zeros are written ahead every 1 MiB: one 2 MiB write held commits up to 8-75 ms (p99.9 8.4-8.7 ms);
+ * 128-256 KiB chunks, p99.9 2.9-5.3 ms; 32 KiB chunks cost more CPU per commit and held them as long as one write.
+ */
+const ZERO_CHUNK_BYTES = 256 * 1024;
 /** Free space left beyond the zeros ahead, or none are written (#writeZeros). */
 const ZERO_HEADROOM_BYTES = 64 * 1024 * 1024;
 /**
@@ -399,7 +405,10 @@ export class SegmentWriter {
       const free = Number(bavail) * Number(bsize);
       if (free < to - from + ZERO_HEADROOM_BYTES) throw new Error(`only ${free} bytes free in ${dir}`);
     }
-    await writeAll(handle, Buffer.alloc(to - from), from);
+    // In chunks: the file system serialises writes to one file, and a commit issued meanwhile waits for the
+    // write in progress, not for all the zeros.
+    const zeros = Buffer.alloc(Math.min(ZERO_CHUNK_BYTES, to - from));
+    for (let at = from; at < to; at += zeros.length) await writeAll(handle, zeros.subarray(0, Math.min(zeros.length, to - at)), at);
   }
 
   /** Cuts the zeros ahead off `seg` (its committed size), durably. */

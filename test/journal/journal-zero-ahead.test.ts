@@ -210,6 +210,28 @@ test('Journal never writes a batch where zeros are still being written: it waits
   assert.equal(allLines(dir).length, 2);
 });
 
+test('Journal writes the zeros ahead in chunks of 256 KiB, one after the other, so a commit never waits behind all of them', async (t) => {
+  const dir = tempJournalDir(t);
+  const writes: Array<[number, number]> = [];
+  const fs = await zeroWritesFs((write, buffer, offset, length, position) => {
+    writes.push([position, length]);
+    return write(buffer, offset, length, position);
+  });
+  const journal = await Journal.open({ dir, clock: new FakeClock(), fs });
+  t.after(() => journal.close());
+  await journal.append(entry(1));
+  await journal.append(entry(2));
+  const end = readFileSync(join(dir, SEG1)).indexOf(0);
+  assert.ok(writes.length >= ZERO_AHEAD_BYTES / (256 * 1024), `${writes.length} writes`);
+  assert.ok(writes.every(([, length]) => length <= 256 * 1024), 'none larger than 256 KiB');
+  writes.forEach(([position, length], i) => {
+    assert.equal(position, i === 0 ? writes[0]![0] : writes[i - 1]![0] + writes[i - 1]![1], 'contiguous, in order');
+    assert.ok(length > 0);
+  });
+  assert.ok(writes[0]![0] <= end, 'from the end of the records');
+  assert.equal(writes.at(-1)![0] + writes.at(-1)![1] - writes[0]![0], ZERO_AHEAD_BYTES);
+});
+
 test('Journal keeps committing when the zeros ahead cannot be written (a full disk), growing the file instead', async (t) => {
   const dir = tempJournalDir(t);
   let zeroWrites = 0;
