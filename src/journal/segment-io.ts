@@ -6,6 +6,7 @@ import { decodeLine, receivedAtMs } from './format.js';
 import type { CorruptSpan, JournalFileHandle, JournalFs } from './types.js';
 
 const CHUNK = 256 * 1024;
+const ZEROS = Buffer.alloc(CHUNK);
 const NL = 0x0a;
 /**
  * The most a crash can leave past the last commit in the active segment: the batches in flight (PIPELINE_DEPTH of
@@ -152,7 +153,10 @@ export async function lastNonZero(handle: JournalFileHandle, from: number, size:
   for (let end = size; end > from; ) {
     const start = Math.max(from, end - CHUNK);
     const { bytesRead } = await handle.read(buf, 0, end - start, start);
-    for (let i = bytesRead - 1; i >= 0; i--) if (buf[i] !== 0) return start + i;
+    // The zeros ahead are read at every poll of a read-only follower: compared whole (memcmp) before byte by byte.
+    if (buf.compare(ZEROS, 0, bytesRead, 0, bytesRead) !== 0) {
+      for (let i = bytesRead - 1; i >= 0; i--) if (buf[i] !== 0) return start + i;
+    }
     end = start;
   }
   return -1;

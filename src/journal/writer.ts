@@ -62,7 +62,7 @@ export interface WriterOptions {
   onRoll: () => Promise<void>;
 }
 
-export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 /**
  * Zeros written ahead of the active segment's end, by default; the next zeros are written once less than half
  * of them is left, while the batches go on (a batch never overlaps zeros still being written). 2 MiB: about
@@ -119,9 +119,8 @@ export class SegmentWriter {
   #failing = false;
   /** End of what was written to the active file (committed, in flight, or zeros ahead). */
   #allocEnd = 0;
-  /** Zeros being written from `#zeroFrom`; never rejects. */
+  /** Zeros being written from `#allocEnd` on (which stays there meanwhile: see #start); never rejects. */
   #zeroing: Promise<void> | undefined;
-  #zeroFrom = 0;
   /** Zeros ahead failed (a full disk): not tried again on this segment until it is repaired or rolled. */
   #zeroFailed = false;
   #probeStop: AbortController | undefined;
@@ -218,8 +217,9 @@ export class SegmentWriter {
       seg = await this.#prepare();
       const position = seg.size + this.#pendingBytes;
       const end = position + buf.length;
-      // Zeros still being written there would land over the batch.
-      if (this.#zeroing && end > this.#zeroFrom) await this.#zeroing;
+      // Zeros still being written there would land over the batch. So #allocEnd, where they start, stays put
+      // while they are written.
+      if (this.#zeroing && end > this.#allocEnd) await this.#zeroing;
       this.#pendingBytes += buf.length;
       written = writeAll(this.#handle!, buf, position);
       if (end > this.#allocEnd) this.#allocEnd = end;
@@ -376,7 +376,6 @@ export class SegmentWriter {
     const to = Math.min(this.#o.segmentMaxBytes, from + ahead);
     if (to <= from) return;
     const handle = this.#handle!;
-    this.#zeroFrom = from;
     this.#zeroing = this.#writeZeros(handle, from, to).then(
       () => {
         if (this.#handle === handle) this.#allocEnd = Math.max(this.#allocEnd, to);
