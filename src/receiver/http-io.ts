@@ -35,7 +35,8 @@ export class BodyRead {
     this.#max = maxBytes;
     this.#onDone = onDone;
     req.on('data', (chunk: Buffer) => this.#data(chunk));
-    req.on('end', () => this.#finish(Buffer.concat(this.#chunks, this.bytes)));
+    // A body that came in one chunk is that chunk (Node gives each its own memory), not a copy.
+    req.on('end', () => this.#finish(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.bytes)));
     req.on('close', () => this.#finish('aborted'));
     req.on('error', () => this.#finish('aborted'));
   }
@@ -75,13 +76,25 @@ export function requestPath(url: string | undefined): string {
 }
 
 /**
- * The request's headers by lower-case name, from `rawHeaders`: a header sent once is a string, a repeated one
- * an array of every value (so a repeated Twitch header stays visible). Node's own `headers`/`headersDistinct`
- * are not touched: each would build its object again.
+ * The request's headers by lower-case name: a header sent once is a string, a repeated one an array of every
+ * value (so a repeated Twitch header stays visible). Node builds `req.headers` for every request anyway (its
+ * server reads Host and Expect), joining or dropping repeated values: when no name repeats, that object is
+ * exactly this one and is taken as it is; otherwise they are read again from `rawHeaders`, into an object
+ * without a prototype. Either way only own keys are meaningful: look names up, never enumerate inherited ones.
  */
 export function readHeaders(req: IncomingMessage): ReceiverRequest['headers'] {
+  const node = req.headers;
+  let names = 0;
+  for (const name in node) {
+    if (typeof node[name] !== 'string') return readRawHeaders(req.rawHeaders);
+    names += 1;
+  }
+  return names * 2 === req.rawHeaders.length ? node : readRawHeaders(req.rawHeaders);
+}
+
+/** `readHeaders` from the raw name/value list (any name may repeat). */
+export function readRawHeaders(raw: readonly string[]): ReceiverRequest['headers'] {
   const headers: ReceiverRequest['headers'] = Object.create(null) as ReceiverRequest['headers'];
-  const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const value = raw[i + 1]!;
