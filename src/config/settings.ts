@@ -1,5 +1,5 @@
 /**
- * Settings: merged from flags > environment > .env > defaults by `main.ts`, validated here once with zod,
+ * Settings: merged from flags > environment > .env > defaults by `main.ts`, validated here once (RULES),
  * then frozen. Bad values are one ConfigError (exit 78) naming each setting and the rule it broke, all of
  * them at once; unknown names that look like settings are only warned about (./unknown-settings.ts).
  * Secrets may come from `NAME_FILE=/path` or a systemd credential `$CREDENTIALS_DIRECTORY/<name in lower case>`.
@@ -7,7 +7,6 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { validate as validateCron } from 'node-cron';
-import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 import { LOG_LEVELS, type LogLevel } from '../lib/logger.js';
 import { ConfigProblemsError, joinProblems, type ConfigProblem } from './problems.js';
@@ -111,138 +110,154 @@ export function isValidWebhookSecret(secret: string): boolean {
   return secret.length >= 10 && secret.length <= 100 && /^[\x21-\x7e]+$/.test(secret);
 }
 
-const nonEmpty = (name: string) =>
-  z.string().trim().min(1, `${name} must not be empty`);
+/*
+ * The rules, one function per setting from its raw string to its value, throwing Invalid with the message(s) of
+ * the rule it broke. Written out rather than with zod: `eventsubd run` validates its settings before READY=1, and
+ * importing zod 4 takes about 75 ms there (BENCHMARKS.md, "Start-up"); zod stays for the files and wire formats
+ * read after it.
+ */
+class Invalid extends Error {
+  readonly messages: readonly string[];
+  constructor(messages: readonly string[]) {
+    super(messages[0]);
+    this.messages = messages;
+  }
+}
+const invalid = (message: string): never => {
+  throw new Invalid([message]);
+};
 
-const httpUrl = (name: string) =>
-  z.string().refine((v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'https:' || u.protocol === 'http:';
-    } catch {
-      return false;
-    }
-  }, `${name} must be an http(s) URL`);
+interface Rule<T, Optional extends boolean> {
+  readonly parse: (value: string) => T;
+  readonly optional: Optional;
+}
+const required = <T>(parse: (value: string) => T): Rule<T, false> => ({ parse, optional: false });
+const optional = <T>(parse: (value: string) => T): Rule<T, true> => ({ parse, optional: true });
 
-const Schema = z.object({
-  TWITCH_CLIENT_ID: nonEmpty('TWITCH_CLIENT_ID')
-    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'TWITCH_CLIENT_ID must be letters and digits (as shown in the Twitch console)')
-    .optional(),
-  TWITCH_CLIENT_SECRET: nonEmpty('TWITCH_CLIENT_SECRET').optional(),
-  TWITCH_ACCESS_TOKEN: nonEmpty('TWITCH_ACCESS_TOKEN')
-    .transform((v) => v.replace(/^(oauth:|Bearer\s+|OAuth\s+)/i, ''))
-    .optional(),
-  EVENTSUB_SECRET: z
-    .string()
-    .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
-    .superRefine((secrets, ctx) => {
-      secrets.forEach((s, i) => {
-        if (!isValidWebhookSecret(s)) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `EVENTSUB_SECRET secret #${i + 1} must be 10-100 printable ASCII characters: current length is ${s.length}`,
-          });
-        }
-      });
-    })
-    .optional(),
-  EVENTSUB_CALLBACK_URL: z.string().optional(),
-  EVENTSUBD_LISTEN: z.string(),
-  EVENTSUBD_STATE_DIR: nonEmpty('EVENTSUBD_STATE_DIR'),
-  EVENTSUBD_SUBSCRIPTIONS: nonEmpty('EVENTSUBD_SUBSCRIPTIONS').optional(),
-  EVENTSUBD_PRUNE: z
-    .string()
-    .transform((v) => v.trim().toLowerCase())
-    .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'EVENTSUBD_PRUNE must be true or false')
-    .transform((v) => ['true', '1', 'yes'].includes(v)),
-  EVENTSUBD_RECONCILE_CRON: z
-    .string()
-    .refine((v) => validateCron(v), 'EVENTSUBD_RECONCILE_CRON must be a valid cron expression (e.g. "*/10 * * * *")'),
-  TWITCH_AUTH_URL: httpUrl('TWITCH_AUTH_URL'),
-  TWITCH_API_URL: httpUrl('TWITCH_API_URL'),
-  EVENTSUBD_JOURNAL_MAX_BYTES: z
-    .string()
-    .regex(/^\d+$/, 'EVENTSUBD_JOURNAL_MAX_BYTES must be a whole number of bytes')
-    .transform(Number)
-    .refine((n) => n >= 1024 * 1024, 'EVENTSUBD_JOURNAL_MAX_BYTES must be at least 1048576 (1 MiB)'),
-  EVENTSUBD_JOURNAL_MAX_AGE_DAYS: z
-    .string()
-    .regex(/^\d+(\.\d+)?$/, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be a number of days')
-    .transform(Number)
-    .refine((n) => n > 0, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be more than 0'),
-  EVENTSUBD_JOURNAL_FSYNC: z.enum(['group', 'each'], { error: 'EVENTSUBD_JOURNAL_FSYNC must be group or each' }),
-  EVENTSUBD_FORWARD_URL: httpUrl('EVENTSUBD_FORWARD_URL').optional(),
-  EVENTSUBD_FORWARD_SECRET: nonEmpty('EVENTSUBD_FORWARD_SECRET').optional(),
-  EVENTSUBD_FORWARD_CONCURRENCY: z
-    .string()
-    .regex(/^[1-9]\d{0,2}$/, 'EVENTSUBD_FORWARD_CONCURRENCY must be a whole number from 1 to 999')
-    .transform(Number),
-  EVENTSUBD_FORWARD_MAX_BACKOFF_MS: z
-    .string()
-    .regex(/^\d+$/, 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be a whole number of milliseconds')
-    .transform(Number)
-    .refine((n) => n >= 100, 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be at least 100'),
-  EVENTSUBD_STREAM_PATH: z
-    .string()
-    .refine((v) => v === 'off' || /^\/[A-Za-z0-9._~/-]*$/.test(v), 'EVENTSUBD_STREAM_PATH must be a path such as /events, or off'),
-  EVENTSUBD_STREAM_TOKEN: z
-    .string()
-    .refine((v) => v.length >= 16, 'EVENTSUBD_STREAM_TOKEN must be at least 16 characters')
-    .optional(),
-  TWITCH_REDIRECT_URL: httpUrl('TWITCH_REDIRECT_URL'),
-  EVENTSUBD_TRANSPORT: z.enum(['webhook', 'conduit'], { error: 'EVENTSUBD_TRANSPORT must be webhook or conduit' }),
-  EVENTSUBD_CONDUIT_ID: z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9-]{1,100}$/, 'EVENTSUBD_CONDUIT_ID must be a conduit id as Twitch returns it (letters, digits and dashes)')
-    .optional(),
-  EVENTSUBD_CONDUIT_SHARDS: z
-    .string()
-    .trim()
-    .regex(/^\d{1,6}$/, `EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to ${MAX_CONDUIT_SHARDS}`)
-    .transform(Number)
-    .refine((n) => n >= 1 && n <= MAX_CONDUIT_SHARDS, `EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to ${MAX_CONDUIT_SHARDS}`),
-  TWITCH_EVENTSUB_WS_URL: z.string().refine((v) => {
-    try {
-      const u = new URL(v);
-      return u.protocol === 'wss:' || u.protocol === 'ws:';
-    } catch {
-      return false;
-    }
-  }, 'TWITCH_EVENTSUB_WS_URL must be a wss:// URL'),
-  EVENTSUBD_REDIS_URL: z
-    .string()
-    .refine((v) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol) && new URL(v).hostname !== '', {
-      // Never the value: it may carry a password.
-      message: 'EVENTSUBD_REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379',
-    })
-    .optional(),
-  EVENTSUBD_REDIS_PREFIX: z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9:._-]{1,100}$/, 'EVENTSUBD_REDIS_PREFIX must be 1-100 letters, digits, or the characters : . _ -')
-    .optional(),
-  EVENTSUBD_REDIS_DURABILITY: z
-    .string()
-    .trim()
-    .regex(/^(fsync|trust|replicas:[1-9]\d{0,2})$/, 'EVENTSUBD_REDIS_DURABILITY must be fsync, trust or replicas:N (N from 1 to 999)')
-    .transform((v): RedisDurability => (v.startsWith('replicas:') ? { kind: 'replicas', replicas: Number(v.slice(9)) } : { kind: v as 'fsync' | 'trust' })),
-  EVENTSUBD_REDIS_LEASE_MS: z
-    .string()
-    .trim()
-    .regex(/^\d{1,6}$/, 'EVENTSUBD_REDIS_LEASE_MS must be a whole number of milliseconds from 1000 to 60000')
-    .transform(Number)
-    .refine((n) => n >= 1000 && n <= 60_000, 'EVENTSUBD_REDIS_LEASE_MS must be a whole number of milliseconds from 1000 to 60000'),
-  EVENTSUBD_LOG_LEVEL: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]], {
-    error: `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
+/** Trimmed, and not empty. */
+const nonEmpty =
+  (name: string) =>
+  (v: string): string =>
+    v.trim() || invalid(`${name} must not be empty`);
+/** The value, when it matches `pattern` whole. */
+const matching =
+  (pattern: RegExp, message: string) =>
+  (v: string): string =>
+    pattern.test(v) ? v : invalid(message);
+const check =
+  <T>(ok: (v: T) => boolean, message: string) =>
+  (v: T): T =>
+    ok(v) ? v : invalid(message);
+const oneOf =
+  <const T extends string>(values: readonly T[], message: string) =>
+  (v: string): T =>
+    (values as readonly string[]).includes(v) ? (v as T) : invalid(message);
+const urlWith = (protocols: readonly string[], message: string) =>
+  check((v: string) => URL.canParse(v) && protocols.includes(new URL(v).protocol), message);
+const httpUrl = (name: string) => urlWith(['https:', 'http:'], `${name} must be an http(s) URL`);
+/** A whole number matching `pattern` (digits only), then `ok`. */
+const wholeNumber = (pattern: RegExp, message: string, ok: (n: number) => boolean, range = message) => (v: string): number =>
+  check(ok, range)(Number(matching(pattern, message)(v)));
+
+const RULES = {
+  TWITCH_CLIENT_ID: optional((v) =>
+    matching(/^[A-Za-z0-9_-]{1,100}$/, 'TWITCH_CLIENT_ID must be letters and digits (as shown in the Twitch console)')(nonEmpty('TWITCH_CLIENT_ID')(v)),
+  ),
+  TWITCH_CLIENT_SECRET: optional(nonEmpty('TWITCH_CLIENT_SECRET')),
+  TWITCH_ACCESS_TOKEN: optional((v) => nonEmpty('TWITCH_ACCESS_TOKEN')(v).replace(/^(oauth:|Bearer\s+|OAuth\s+)/i, '')),
+  EVENTSUB_SECRET: optional((v) => {
+    const secrets = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    const problems = secrets.flatMap((s, i) =>
+      isValidWebhookSecret(s) ? [] : [`EVENTSUB_SECRET secret #${i + 1} must be 10-100 printable ASCII characters: current length is ${s.length}`],
+    );
+    if (problems.length > 0) throw new Invalid(problems);
+    return secrets;
   }),
-});
+  EVENTSUB_CALLBACK_URL: optional((v) => v),
+  EVENTSUBD_LISTEN: required((v) => v),
+  EVENTSUBD_STATE_DIR: required(nonEmpty('EVENTSUBD_STATE_DIR')),
+  EVENTSUBD_SUBSCRIPTIONS: optional(nonEmpty('EVENTSUBD_SUBSCRIPTIONS')),
+  EVENTSUBD_PRUNE: required((v) => ['true', '1', 'yes'].includes(oneOf(['true', 'false', '1', '0', 'yes', 'no'], 'EVENTSUBD_PRUNE must be true or false')(v.trim().toLowerCase()))),
+  EVENTSUBD_RECONCILE_CRON: required(check((v: string) => validateCron(v), 'EVENTSUBD_RECONCILE_CRON must be a valid cron expression (e.g. "*/10 * * * *")')),
+  TWITCH_AUTH_URL: required(httpUrl('TWITCH_AUTH_URL')),
+  TWITCH_API_URL: required(httpUrl('TWITCH_API_URL')),
+  EVENTSUBD_JOURNAL_MAX_BYTES: required(
+    wholeNumber(/^\d+$/, 'EVENTSUBD_JOURNAL_MAX_BYTES must be a whole number of bytes', (n) => n >= 1024 * 1024, 'EVENTSUBD_JOURNAL_MAX_BYTES must be at least 1048576 (1 MiB)'),
+  ),
+  EVENTSUBD_JOURNAL_MAX_AGE_DAYS: required(
+    wholeNumber(/^\d+(\.\d+)?$/, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be a number of days', (n) => n > 0, 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be more than 0'),
+  ),
+  EVENTSUBD_JOURNAL_FSYNC: required(oneOf(['group', 'each'], 'EVENTSUBD_JOURNAL_FSYNC must be group or each')),
+  EVENTSUBD_FORWARD_URL: optional(httpUrl('EVENTSUBD_FORWARD_URL')),
+  EVENTSUBD_FORWARD_SECRET: optional(nonEmpty('EVENTSUBD_FORWARD_SECRET')),
+  EVENTSUBD_FORWARD_CONCURRENCY: required(wholeNumber(/^[1-9]\d{0,2}$/, 'EVENTSUBD_FORWARD_CONCURRENCY must be a whole number from 1 to 999', () => true)),
+  EVENTSUBD_FORWARD_MAX_BACKOFF_MS: required(
+    wholeNumber(/^\d+$/, 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be a whole number of milliseconds', (n) => n >= 100, 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be at least 100'),
+  ),
+  EVENTSUBD_STREAM_PATH: required(
+    check((v: string) => v === 'off' || /^\/[A-Za-z0-9._~/-]*$/.test(v), 'EVENTSUBD_STREAM_PATH must be a path such as /events, or off'),
+  ),
+  EVENTSUBD_STREAM_TOKEN: optional(check((v: string) => v.length >= 16, 'EVENTSUBD_STREAM_TOKEN must be at least 16 characters')),
+  TWITCH_REDIRECT_URL: required(httpUrl('TWITCH_REDIRECT_URL')),
+  EVENTSUBD_TRANSPORT: required(oneOf(['webhook', 'conduit'], 'EVENTSUBD_TRANSPORT must be webhook or conduit')),
+  EVENTSUBD_CONDUIT_ID: optional((v) =>
+    matching(/^[A-Za-z0-9-]{1,100}$/, 'EVENTSUBD_CONDUIT_ID must be a conduit id as Twitch returns it (letters, digits and dashes)')(v.trim()),
+  ),
+  EVENTSUBD_CONDUIT_SHARDS: required((v) =>
+    wholeNumber(/^\d{1,6}$/, `EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to ${MAX_CONDUIT_SHARDS}`, (n) => n >= 1 && n <= MAX_CONDUIT_SHARDS)(v.trim()),
+  ),
+  TWITCH_EVENTSUB_WS_URL: required(urlWith(['wss:', 'ws:'], 'TWITCH_EVENTSUB_WS_URL must be a wss:// URL')),
+  EVENTSUBD_REDIS_URL: optional(
+    check(
+      (v: string) => URL.canParse(v) && ['redis:', 'rediss:'].includes(new URL(v).protocol) && new URL(v).hostname !== '',
+      // Never the value: it may carry a password.
+      'EVENTSUBD_REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379',
+    ),
+  ),
+  EVENTSUBD_REDIS_PREFIX: optional((v) =>
+    matching(/^[A-Za-z0-9:._-]{1,100}$/, 'EVENTSUBD_REDIS_PREFIX must be 1-100 letters, digits, or the characters : . _ -')(v.trim()),
+  ),
+  EVENTSUBD_REDIS_DURABILITY: required((v): RedisDurability => {
+    const d = matching(/^(fsync|trust|replicas:[1-9]\d{0,2})$/, 'EVENTSUBD_REDIS_DURABILITY must be fsync, trust or replicas:N (N from 1 to 999)')(v.trim());
+    return d.startsWith('replicas:') ? { kind: 'replicas', replicas: Number(d.slice(9)) } : { kind: d as 'fsync' | 'trust' };
+  }),
+  EVENTSUBD_REDIS_LEASE_MS: required((v) =>
+    wholeNumber(/^\d{1,6}$/, 'EVENTSUBD_REDIS_LEASE_MS must be a whole number of milliseconds from 1000 to 60000', (n) => n >= 1000 && n <= 60_000)(v.trim()),
+  ),
+  EVENTSUBD_LOG_LEVEL: required(oneOf(LOG_LEVELS, `EVENTSUBD_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)),
+};
+
+/** The settings as the rules give them. */
+type Parsed = { -readonly [K in keyof typeof RULES]: (typeof RULES)[K] extends Rule<infer T, infer O> ? (O extends true ? T | undefined : T) : never };
+
+/**
+ * Applies every rule to `merged` (defaults already in): the values, or every broken rule's message in
+ * setting order. A required setting left undefined is a problem too (only a caller that drops a default can cause one).
+ */
+function applyRules(merged: Readonly<Record<string, string | undefined>>): { data: Parsed; problems: ConfigProblem[] } {
+  const data: Record<string, unknown> = {};
+  const problems: ConfigProblem[] = [];
+  for (const [setting, rule] of Object.entries(RULES) as [string, Rule<unknown, boolean>][]) {
+    const raw = merged[setting];
+    if (raw === undefined) {
+      if (!rule.optional) problems.push({ setting, message: `${setting} is required` });
+      continue;
+    }
+    try {
+      data[setting] = rule.parse(raw);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      for (const message of err.messages) problems.push({ setting, message });
+    }
+  }
+  return { data: data as Parsed, problems };
+}
 
 /** Every setting name (the README and .env.example document each one: a test checks). */
-export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(Schema.shape));
+export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(RULES));
 
 /** The name of a setting, as a type. */
-export type SettingName = keyof typeof Schema.shape;
+export type SettingName = keyof typeof RULES;
 
 /** Names eventsubd reads besides its settings: systemd's directories. */
 const OTHER_NAMES = ['STATE_DIRECTORY', 'CREDENTIALS_DIRECTORY'];
@@ -282,21 +297,16 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
     }
   };
   const merged: Record<string, string | undefined> = {};
-  for (const key of Object.keys(Schema.shape)) merged[key] = blankToUndefined(raw[key]);
+  for (const key of SETTING_NAMES) merged[key] = blankToUndefined(raw[key]);
   for (const name of SECRET_SETTINGS) merged[name] = collect(() => resolveSecret(name, raw, readFile));
   merged.EVENTSUBD_STATE_DIR ??= blankToUndefined(raw.STATE_DIRECTORY)?.split(':')[0];
   for (const [key, value] of Object.entries(DEFAULTS)) merged[key] ??= value;
 
-  const parsed = Schema.safeParse(merged);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const setting = String(issue.path[0] ?? 'settings');
-      problems.push({ setting, message: issue.message.startsWith(setting) ? issue.message : `${setting}: ${issue.message}` });
-    }
-  }
+  const parsed = applyRules(merged);
+  problems.push(...parsed.problems);
   // The rules that read several settings are checked on the raw values, so that they are reported
   // alongside the schema's problems.
-  const apiUrl = parsed.data?.TWITCH_API_URL ?? merged.TWITCH_API_URL!;
+  const apiUrl = parsed.data.TWITCH_API_URL ?? merged.TWITCH_API_URL!;
   const apiIsLoopback = URL.canParse(apiUrl) && isLoopbackHost(new URL(apiUrl).hostname);
   const callbackUrl = merged.EVENTSUB_CALLBACK_URL;
   const callback = callbackUrl === undefined ? undefined : collect(() => checkCallback(callbackUrl, apiIsLoopback));
@@ -314,7 +324,7 @@ export function loadConfig(raw: RawSettings, options: LoadOptions = {}): Config 
       message: 'TWITCH_EVENTSUB_WS_URL must be wss:// (plain ws:// only to a loopback address: the emulator, tests)',
     });
   }
-  if (problems.length > 0 || !parsed.success || !listen) {
+  if (problems.length > 0 || !listen) {
     throw new ConfigProblemsError(joinProblems(problems, 'Settings'), problems);
   }
   const s = parsed.data;

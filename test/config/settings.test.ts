@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { ConfigProblemsError } from '../../src/config/problems.js';
 import { loadConfig, parseListen, requireWebhook, SETTING_NAMES } from '../../src/config/settings.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { ROOT } from '../helpers/cli.js';
@@ -167,4 +168,112 @@ test('README and .env.example document every setting', () => {
     assert.ok(readme.includes(`\`${name}\``), `README documents ${name}`);
     assert.match(example, new RegExp(`^#? ?${name}=`, 'm'), `.env.example lists ${name}`);
   }
+});
+
+test('loadConfig() checks every rule at once: each broken one is a problem naming its setting, in setting order (as the former zod schema gave them)', () => {
+  const err = configError(() =>
+    loadConfig({
+      ...BASE,
+      TWITCH_CLIENT_ID: 'a b',
+      EVENTSUB_SECRET: '0123456789,short,,x',
+      EVENTSUBD_PRUNE: 'maybe',
+      EVENTSUBD_RECONCILE_CRON: '61 * * * *',
+      TWITCH_AUTH_URL: 'nope',
+      EVENTSUBD_JOURNAL_MAX_BYTES: '1048575',
+      EVENTSUBD_JOURNAL_MAX_AGE_DAYS: '0',
+      EVENTSUBD_JOURNAL_FSYNC: 'GROUP',
+      EVENTSUBD_FORWARD_URL: 'mailto:a',
+      EVENTSUBD_FORWARD_CONCURRENCY: '1000',
+      EVENTSUBD_FORWARD_MAX_BACKOFF_MS: '99',
+      EVENTSUBD_STREAM_PATH: 'events',
+      EVENTSUBD_STREAM_TOKEN: 'short',
+      TWITCH_REDIRECT_URL: 'x',
+      EVENTSUBD_TRANSPORT: 'ws',
+      EVENTSUBD_CONDUIT_ID: 'a_b',
+      EVENTSUBD_CONDUIT_SHARDS: '20001',
+      TWITCH_EVENTSUB_WS_URL: 'http://x',
+      EVENTSUBD_REDIS_URL: 'redis://',
+      EVENTSUBD_REDIS_PREFIX: 'a b',
+      EVENTSUBD_REDIS_DURABILITY: 'replicas:0',
+      EVENTSUBD_REDIS_LEASE_MS: '999',
+      EVENTSUBD_LOG_LEVEL: 'INFO',
+    }),
+  );
+  assert.ok(err instanceof ConfigProblemsError);
+  assert.deepEqual(err.problems, [
+    ['TWITCH_CLIENT_ID', 'TWITCH_CLIENT_ID must be letters and digits (as shown in the Twitch console)'],
+    ['EVENTSUB_SECRET', 'EVENTSUB_SECRET secret #2 must be 10-100 printable ASCII characters: current length is 5'],
+    ['EVENTSUB_SECRET', 'EVENTSUB_SECRET secret #3 must be 10-100 printable ASCII characters: current length is 1'],
+    ['EVENTSUBD_PRUNE', 'EVENTSUBD_PRUNE must be true or false'],
+    ['EVENTSUBD_RECONCILE_CRON', 'EVENTSUBD_RECONCILE_CRON must be a valid cron expression (e.g. "*/10 * * * *")'],
+    ['TWITCH_AUTH_URL', 'TWITCH_AUTH_URL must be an http(s) URL'],
+    ['EVENTSUBD_JOURNAL_MAX_BYTES', 'EVENTSUBD_JOURNAL_MAX_BYTES must be at least 1048576 (1 MiB)'],
+    ['EVENTSUBD_JOURNAL_MAX_AGE_DAYS', 'EVENTSUBD_JOURNAL_MAX_AGE_DAYS must be more than 0'],
+    ['EVENTSUBD_JOURNAL_FSYNC', 'EVENTSUBD_JOURNAL_FSYNC must be group or each'],
+    ['EVENTSUBD_FORWARD_URL', 'EVENTSUBD_FORWARD_URL must be an http(s) URL'],
+    ['EVENTSUBD_FORWARD_CONCURRENCY', 'EVENTSUBD_FORWARD_CONCURRENCY must be a whole number from 1 to 999'],
+    ['EVENTSUBD_FORWARD_MAX_BACKOFF_MS', 'EVENTSUBD_FORWARD_MAX_BACKOFF_MS must be at least 100'],
+    ['EVENTSUBD_STREAM_PATH', 'EVENTSUBD_STREAM_PATH must be a path such as /events, or off'],
+    ['EVENTSUBD_STREAM_TOKEN', 'EVENTSUBD_STREAM_TOKEN must be at least 16 characters'],
+    ['TWITCH_REDIRECT_URL', 'TWITCH_REDIRECT_URL must be an http(s) URL'],
+    ['EVENTSUBD_TRANSPORT', 'EVENTSUBD_TRANSPORT must be webhook or conduit'],
+    ['EVENTSUBD_CONDUIT_ID', 'EVENTSUBD_CONDUIT_ID must be a conduit id as Twitch returns it (letters, digits and dashes)'],
+    ['EVENTSUBD_CONDUIT_SHARDS', 'EVENTSUBD_CONDUIT_SHARDS must be a whole number from 1 to 20000'],
+    ['TWITCH_EVENTSUB_WS_URL', 'TWITCH_EVENTSUB_WS_URL must be a wss:// URL'],
+    ['EVENTSUBD_REDIS_URL', 'EVENTSUBD_REDIS_URL must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379'],
+    ['EVENTSUBD_REDIS_PREFIX', 'EVENTSUBD_REDIS_PREFIX must be 1-100 letters, digits, or the characters : . _ -'],
+    ['EVENTSUBD_REDIS_DURABILITY', 'EVENTSUBD_REDIS_DURABILITY must be fsync, trust or replicas:N (N from 1 to 999)'],
+    ['EVENTSUBD_REDIS_LEASE_MS', 'EVENTSUBD_REDIS_LEASE_MS must be a whole number of milliseconds from 1000 to 60000'],
+    ['EVENTSUBD_LOG_LEVEL', 'EVENTSUBD_LOG_LEVEL must be one of debug, info, warn, error'],
+  ].map(([setting, message]) => ({ setting, message })));
+});
+
+test('loadConfig() trims and converts values as the rules say', () => {
+  const c = loadConfig({
+    ...BASE,
+    TWITCH_CLIENT_ID: ' ab_-9 ',
+    TWITCH_ACCESS_TOKEN: 'Bearer  xyz',
+    EVENTSUB_SECRET: ' 0123456789 , abcdefghijk ',
+    EVENTSUBD_PRUNE: ' No ',
+    EVENTSUBD_JOURNAL_MAX_BYTES: '1048576',
+    EVENTSUBD_JOURNAL_MAX_AGE_DAYS: '0.5',
+    EVENTSUBD_FORWARD_URL: 'http://127.0.0.1:9/x',
+    EVENTSUBD_FORWARD_CONCURRENCY: '999',
+    EVENTSUBD_TRANSPORT: 'conduit',
+    EVENTSUBD_CONDUIT_ID: ' abc-1 ',
+    EVENTSUBD_CONDUIT_SHARDS: ' 3 ',
+    EVENTSUBD_REDIS_URL: 'redis://127.0.0.1:6379',
+    EVENTSUBD_REDIS_PREFIX: ' p ',
+    EVENTSUBD_REDIS_DURABILITY: ' replicas:3 ',
+    EVENTSUBD_REDIS_LEASE_MS: ' 5000 ',
+    EVENTSUBD_LOG_LEVEL: 'debug',
+  });
+  assert.deepEqual(
+    {
+      clientId: c.clientId,
+      accessToken: c.accessToken,
+      secrets: c.eventsubSecrets,
+      prune: c.prune,
+      max: c.journalMaxBytes,
+      age: c.journalMaxAgeMs,
+      forward: c.forward,
+      conduit: c.conduit,
+      redis: c.redis,
+      logLevel: c.logLevel,
+      transport: c.transport,
+    },
+    {
+      clientId: 'ab_-9',
+      accessToken: 'xyz',
+      secrets: ['0123456789', 'abcdefghijk'],
+      prune: false,
+      max: 1048576,
+      age: 43200000,
+      forward: { url: 'http://127.0.0.1:9/x', secret: undefined, concurrency: 999, maxBackoffMs: 10000 },
+      conduit: { id: 'abc-1', shards: 3, wsUrl: 'wss://eventsub.wss.twitch.tv/ws' },
+      redis: { url: 'redis://127.0.0.1:6379', prefix: 'p', durability: { kind: 'replicas', replicas: 3 }, leaseMs: 5000 },
+      logLevel: 'debug',
+      transport: 'conduit',
+    },
+  );
 });
